@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` and `make test` (each sets up first).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test bench freeze clean
+
+setup: $(STAMP)
+
+# Re-install only when the pins or the project metadata change (idempotent).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/modelcompat run
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+# Regenerate the pins from the current venv after a deliberate upgrade.
+freeze: setup
+	{ sed -n '1,3p' constraints.txt; echo "torch==2.13.0"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(torch|modelcompat)=='; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .modelcompat

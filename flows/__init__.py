@@ -1,0 +1,1 @@
+"""Prefect flows (thin): load, expand, plan, execute, aggregate, publish."""

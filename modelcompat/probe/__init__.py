@@ -1,0 +1,1 @@
+"""Probe: the out-of-process inference worker and its launcher."""

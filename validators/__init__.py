@@ -1,0 +1,1 @@
+"""Validators: one module per check, discovered through the `modelcompat.validators` entry points."""

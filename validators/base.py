@@ -1,0 +1,120 @@
+"""The validator contract: a declared spec (name, version, Params, inputs), `applies_to` and `validate`.
+
+A validator does no orchestration: it reads what the `ValidationContext` offers and returns an
+`Outcome`. The harness (`modelcompat.harness`) turns that into a stored `Report`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from modelcompat.cells import Cell
+from modelcompat.package import Artifact, ModelPackage
+from modelcompat.report import Outcome
+
+if TYPE_CHECKING:
+    from modelcompat.probe.launcher import ProbeSession
+
+# What a validator's result can depend on; the cache key of a (cell, validator) hashes exactly these.
+Input = Literal[
+    "artifact",            # the bytes of the artifact the backend consumes
+    "manifest.artifacts",  # declared artifact hashes
+    "manifest.contract",   # I/O contract
+    "manifest.tolerances",
+    "manifest.requirements",
+    "manifest.budgets",
+    "payload",
+    "reference",
+    "runtime",             # resolved runtime environment (versions, not just the spec)
+    "hardware",
+    "backend",
+]
+
+
+class Params(BaseModel):
+    """Base of every validator's parameters: unknown keys are refused (it is also the UI form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Validator(ABC):
+    """Subclass, set the class attributes, implement `validate` (and `applies_to` when it can skip)."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+    inputs: ClassVar[tuple[Input, ...]]
+    # Whether `validate` runs inference (the harness starts the cell's probe only when some validator does).
+    needs_probe: ClassVar[bool] = True
+
+    def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
+        """A reason to skip this cell, or None when the check applies. Default: the backend's artifact exists."""
+        fmt = cell.backend.consumes()
+        if package.artifact(fmt) is None:
+            have = ", ".join(sorted({a.format for a in package.manifest.artifacts}))
+            return f"the package has no {fmt} artifact for backend {cell.backend.id} (it has: {have})"
+        return None
+
+    @abstractmethod
+    def validate(self, ctx: "ValidationContext", params: Any) -> Outcome:
+        """Run the check. Raise nothing for an incompatible artifact: return error findings instead."""
+
+
+@dataclass
+class ValidationContext:
+    """Everything one (cell, validator) check may read; the probe is shared by a cell's validators."""
+
+    cell: Cell
+    package: ModelPackage
+    workdir: Path
+    probe: "ProbeSession | None" = None
+    _loaded: dict[str, Any] | None = field(default=None, repr=False)
+    _outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def artifact(self) -> Artifact:
+        artifact = self.package.artifact(self.cell.backend.consumes())
+        assert artifact is not None, "applies_to() guarantees the backend's artifact exists"
+        return artifact
+
+    @property
+    def artifact_path(self) -> Path:
+        return self.package.resolve(self.artifact.path)
+
+    def load(self) -> dict[str, Any]:
+        """Load the artifact in the probe (once per probe life); returns load time and seen I/O.
+
+        Raises:
+            ProbeRequestError: the runtime refused the model (a finding about the artifact).
+            ProbeError: the probe crashed, hung or ran out of memory (the check cannot run).
+        """
+        if self._loaded is None or self.probe is None or not self.probe.holds(self._loaded.get("token")):
+            assert self.probe is not None, "this validator declares needs_probe = False"
+            self._outputs = None
+            self._loaded = self.probe.request(
+                "load",
+                artifact=str(self.artifact_path),
+                format=self.artifact.format,
+                backend=self.cell.backend.model_dump(mode="json"),
+                input_names=[t.name for t in self.package.manifest.contract.inputs],
+                output_names=[t.name for t in self.package.manifest.contract.outputs],
+            )
+        return self._loaded
+
+    def run_payload(self) -> dict[str, np.ndarray]:
+        """Outputs of one inference on the package's payload, by output name (cached per load)."""
+        loaded = self.load()
+        if self._outputs is None:
+            out = self.workdir / f"outputs-{loaded['token']}.npz"
+            self.probe.request("run", inputs=str(self.package.resolve(self.package.manifest.payload)),
+                               outputs=str(out))
+            with np.load(out, allow_pickle=False) as npz:
+                self._outputs = {k: npz[k] for k in npz.files}
+        return self._outputs
+
