@@ -5,7 +5,8 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 RuntimeKind = Literal["onnxruntime", "torch"]
 ArtifactFormat = Literal["onnx", "torchscript", "pt2"]
@@ -16,8 +17,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _kind_error(message: str, fix: str) -> PydanticCustomError:
+    # Type "axis_kind" with a `fix` in ctx lets error converters show the fix instead of a generic one.
+    return PydanticCustomError("axis_kind", message, {"fix": fix})
+
+
 class RuntimeSpec(_Strict):
     """A runtime: which library and how its environment is made."""
+
+    # The env rules below, also in the JSON schema so editors flag them while typing.
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"properties": {"env": {"const": "host"}}, "required": ["env"]},
+         "then": {"properties": {"requirements": {"maxItems": 0}, "python": {"type": "null"}}}},
+        {"if": {"not": {"properties": {"env": {"const": "host"}}, "required": ["env"]}},
+         "then": {"required": ["requirements"], "properties": {"requirements": {"minItems": 1}}}},
+    ]})
 
     id: str = Field(description="Short id used in cell ids, e.g. `ort-1.16`.", pattern=r"^[A-Za-z0-9_.+-]+$")
     kind: RuntimeKind = Field(description="Which inference library this runtime provides.")
@@ -27,9 +41,40 @@ class RuntimeSpec(_Strict):
         "from `requirements`, cached by the hash of its spec.",
     )
     requirements: tuple[str, ...] = Field(
-        (), description="Pinned requirement set for `env: venv`, e.g. `onnxruntime==1.16.3`, `numpy<2`."
+        (),
+        description="Pinned requirement set for `env: venv`, e.g. `onnxruntime==1.16.3`, `numpy<2`.",
+        validate_default=True,  # so a venv runtime that omits the key is refused too
     )
     python: str | None = Field(None, description="Python for the venv (default: the host's version).")
+
+    # These run per field (not as a model validator) so the error points at `requirements`/`python`.
+    # info.data lacks `env` when `env` itself was invalid: that error is reported instead.
+    @field_validator("requirements")
+    @classmethod
+    def _requirements_match_env(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        env = info.data.get("env")
+        if env == "venv" and not value:
+            raise _kind_error(
+                "a venv runtime needs `requirements` (the packages to install into it)",
+                "list pinned requirements, e.g. [\"onnxruntime==1.16.3\", \"numpy<2\"], "
+                "or use `env: host` for the interpreter modelcompat runs in",
+            )
+        if env == "host" and value:
+            raise _kind_error(
+                "a host runtime takes no `requirements` (it is the interpreter modelcompat runs in)",
+                "remove `requirements`, or use `env: venv` to get an isolated environment with them",
+            )
+        if any(not r.strip() for r in value):
+            raise _kind_error("a requirement is empty", "remove the empty entry")
+        return value
+
+    @field_validator("python")
+    @classmethod
+    def _python_only_for_venv(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("env") == "host":
+            raise _kind_error("`python` applies to venv runtimes only",
+                              "remove `python`, or use `env: venv`")
+        return value
 
     def spec_hash(self) -> str:
         """Hash of what defines the environment (not the id): two runtimes with one spec share a venv."""
@@ -50,10 +95,22 @@ class HardwareSpec(_Strict):
 class BackendSpec(_Strict):
     """How the artifact is executed: an onnxruntime execution provider or a torch mode, and a precision."""
 
+    # The kind rules below, also in the JSON schema so editors flag them while typing.
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"properties": {"runtime": {"const": "onnxruntime"}}, "required": ["runtime"]},
+         "then": {"required": ["provider"], "properties": {"provider": {"type": "string"}, "mode": {"type": "null"}}}},
+        {"if": {"properties": {"runtime": {"const": "torch"}}, "required": ["runtime"]},
+         "then": {"required": ["mode"], "properties": {"provider": {"type": "null"},
+                                                        "provider_options": {"maxProperties": 0},
+                                                        "mode": {"type": "string"}}}},
+    ]})
+
     id: str = Field(description="Short id used in cell ids, e.g. `ort-cpu`.", pattern=r"^[A-Za-z0-9_.+-]+$")
     runtime: RuntimeKind = Field(description="The runtime kind this backend runs on.")
     provider: str | None = Field(
-        None, description="onnxruntime execution provider, e.g. `CPUExecutionProvider` (onnxruntime only)."
+        None,
+        description="onnxruntime execution provider, e.g. `CPUExecutionProvider` (onnxruntime only).",
+        validate_default=True,  # so an onnxruntime backend that omits it is refused
     )
     provider_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Options passed to the execution provider."
@@ -65,8 +122,43 @@ class BackendSpec(_Strict):
         None,
         description="torch execution mode: `eager` runs the .pt2 program's module, `torchscript` a "
         "TorchScript archive, `export` the .pt2 program decomposed to core ATen (torch only).",
+        validate_default=True,  # so a torch backend that omits it is refused
     )
     precision: Precision = Field("fp32", description="Numeric precision the backend runs at.")
+
+    # Per-field validators (fields are validated in declaration order, so `runtime` is in info.data
+    # unless it was itself invalid) keep the error location on the offending key.
+    @field_validator("provider")
+    @classmethod
+    def _provider_matches_runtime(cls, value: str | None, info: ValidationInfo) -> str | None:
+        runtime = info.data.get("runtime")
+        if runtime == "onnxruntime" and not value:
+            raise _kind_error("an onnxruntime backend needs `provider`",
+                              "add e.g. `provider: CPUExecutionProvider` or `provider: CUDAExecutionProvider`")
+        if runtime == "torch" and value is not None:
+            raise _kind_error("`provider` is for onnxruntime backends; a torch backend takes `mode`",
+                              "remove `provider` and set `mode: eager`, `torchscript` or `export`")
+        return value
+
+    @field_validator("provider_options")
+    @classmethod
+    def _options_only_for_onnxruntime(cls, value: dict[str, str | int | float | bool],
+                                      info: ValidationInfo) -> dict[str, str | int | float | bool]:
+        if value and info.data.get("runtime") == "torch":
+            raise _kind_error("`provider_options` is for onnxruntime backends", "remove `provider_options`")
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_matches_runtime(cls, value: str | None, info: ValidationInfo) -> str | None:
+        runtime = info.data.get("runtime")
+        if runtime == "torch" and value is None:
+            raise _kind_error("a torch backend needs `mode`",
+                              "add `mode: eager`, `mode: torchscript` or `mode: export`")
+        if runtime == "onnxruntime" and value is not None:
+            raise _kind_error("`mode` is for torch backends; an onnxruntime backend takes `provider`",
+                              "remove `mode`")
+        return value
 
     def consumes(self) -> ArtifactFormat:
         """The artifact format this backend executes."""
