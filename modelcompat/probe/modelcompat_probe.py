@@ -1,0 +1,535 @@
+"""modelcompat probe: loads and runs one model inside a cell's interpreter, speaking JSON lines on stdin/stdout.
+
+Runs under any interpreter (Python >= 3.8) with only the stdlib importable for sure: numpy, onnxruntime and
+torch are imported lazily by the ops that need them, and modelcompat itself is never imported.
+"""
+# Protocol (one JSON object per line):
+#   request: {"id": n, "op": "describe|load|run|fault|shutdown", "args": {...}}
+#   reply:   {"id": n, "ok": true, "result": {...}}
+#         or {"id": n, "ok": false, "error_type": "ClassName", "message": "...", "traceback": "last lines"}
+# Replies go to a private duplicate of the original stdout; fd 1 itself is pointed at stderr, because
+# runtime libraries (onnxruntime, torch, their C++ loggers) print to stdout and would corrupt the protocol.
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import gc
+import importlib.util
+import json
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional
+
+# Set up in main(): the file object replies are written to.
+_PROTO: Any = None
+
+
+class ProbeUsageError(Exception):
+    """The request itself is wrong (unknown op, run before load, missing input): the host's bug or input."""
+
+
+class _State:
+    """The single model this probe serves: `load` replaces it (freeing the previous one), `run` uses it."""
+
+    def __init__(self) -> None:
+        self.counter = 0
+        self.kind: Optional[str] = None  # "onnx" | "torch"
+        self.session: Any = None  # onnxruntime.InferenceSession or a torch module
+        self.input_names: List[str] = []
+        self.output_names: List[str] = []
+        self.cast_dtype: Any = None  # torch dtype inputs are cast to (fp16/bf16 backends)
+
+
+STATE = _State()
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def _pkg_version(*dist_names: str) -> Optional[str]:
+    """Installed version of the first distribution found, without importing it (imports can be slow)."""
+    from importlib import metadata
+
+    for name in dist_names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _packages() -> Dict[str, str]:
+    candidates = {
+        "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"),
+        "onnx": ("onnx",),
+        "numpy": ("numpy",),
+        "torch": ("torch",),
+    }
+    found = {}
+    for key, dists in candidates.items():
+        version = _pkg_version(*dists)
+        if version is not None:
+            found[key] = version
+    return found
+
+
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+_ORT_TYPES = {
+    "float": "float32", "double": "float64", "float16": "float16", "bfloat16": "bfloat16",
+    "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
+    "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+    "bool": "bool", "string": "string", "complex64": "complex64", "complex128": "complex128",
+}
+
+
+def _ort_dtype(type_str: str) -> str:
+    """`tensor(float)` -> `float32`; non-tensor types (sequences, maps) are returned as ORT spells them."""
+    if type_str.startswith("tensor(") and type_str.endswith(")"):
+        inner = type_str[len("tensor("):-1]
+        return _ORT_TYPES.get(inner, inner)
+    return type_str
+
+
+def _dim(d: Any) -> Any:
+    """Concrete dims stay ints; symbolic ones become their name; unknown ones `?`."""
+    if d is None:
+        return "?"
+    if isinstance(d, int):
+        return d
+    if type(d).__name__ == "SymInt":
+        # A dynamic dim of an exported program: int() would return its example hint (e.g. 8), hiding
+        # that the axis is dynamic. Report it symbolically, as ONNX does for dim_param.
+        return str(d)
+    try:
+        return int(d)  # numpy ints
+    except (TypeError, ValueError):
+        return str(d)
+
+
+def _torch_dtype_name(dtype: Any) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _io_entry(name: str, dtype: str, shape: Any) -> Dict[str, Any]:
+    return {"name": name, "dtype": dtype, "shape": [_dim(d) for d in (shape or [])]}
+
+
+def _atomic_savez(path: str, arrays: Dict[str, Any]) -> None:
+    """Write the .npz under a temporary name first: the host never reads a half-written file."""
+    import numpy as np
+
+    tmp = path + ".partial"
+    with open(tmp, "wb") as fh:  # a file object, so numpy does not append `.npz` to the name
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------------------------------------- ops
+
+def op_describe(args: Dict[str, Any]) -> Dict[str, Any]:
+    kind = args.get("kind")
+    if kind is None:
+        # find_spec, not import: tells which runtime this env provides without paying for the import.
+        kind = "onnxruntime" if _importable("onnxruntime") else ("torch" if _importable("torch") else None)
+    providers: List[str] = []
+    version = None
+    if kind == "onnxruntime":
+        import onnxruntime as ort
+
+        version = ort.__version__
+        providers = list(ort.get_available_providers())
+    elif kind == "torch":
+        import torch
+
+        version = torch.__version__
+        providers = ["cpu"]
+        if torch.cuda.is_available():
+            providers.append("cuda")
+    elif kind is not None:
+        raise ProbeUsageError("describe: unknown kind %r (expected onnxruntime or torch)" % (kind,))
+    return {
+        "kind": kind,
+        "runtime_version": "%s %s" % (kind, version) if version else None,
+        "version": version,
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "numpy": _pkg_version("numpy"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "providers": providers,
+        "packages": _packages(),
+        "pid": os.getpid(),
+    }
+
+
+def _load_onnx(path: str, backend: Dict[str, Any]) -> Dict[str, Any]:
+    import onnxruntime as ort
+
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    level = backend.get("graph_optimization") or "all"
+    if level not in levels:
+        raise ProbeUsageError("graph_optimization %r is not one of %s" % (level, sorted(levels)))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[level]
+    provider = backend.get("provider") or "CPUExecutionProvider"
+    provider_options = dict(backend.get("provider_options") or {})
+    session = ort.InferenceSession(path, sess_options=options, providers=[(provider, provider_options)])
+    STATE.kind, STATE.session, STATE.cast_dtype = "onnx", session, None
+    STATE.input_names = [i.name for i in session.get_inputs()]
+    STATE.output_names = [o.name for o in session.get_outputs()]
+    result = {
+        "inputs": [_io_entry(i.name, _ort_dtype(i.type), i.shape) for i in session.get_inputs()],
+        "outputs": [_io_entry(o.name, _ort_dtype(o.type), o.shape) for o in session.get_outputs()],
+        # What onnxruntime actually uses: an unavailable provider silently falls back to CPU.
+        "providers": list(session.get_providers()),
+        "runtime_version": "onnxruntime %s" % ort.__version__,
+        "precision": "fp32",
+    }
+    precision = backend.get("precision") or "fp32"
+    if precision != "fp32":
+        # onnxruntime runs the graph at the dtypes it was exported with; recorded so reports can say so.
+        result["precision_note"] = "onnxruntime runs the model as exported; precision %s not applied" % precision
+    return result
+
+
+def _pt2_io(ep: Any) -> Any:
+    """Input/output names and metadata of an ExportedProgram, from the graph's fake-tensor `val`s."""
+    nodes = {n.name: n for n in ep.graph.nodes}
+
+    def entries(names: Any) -> List[Dict[str, Any]]:
+        out = []
+        for name in names:
+            val = getattr(nodes.get(name), "meta", {}).get("val")
+            if hasattr(val, "dtype") and hasattr(val, "shape"):
+                out.append(_io_entry(name, _torch_dtype_name(val.dtype), list(val.shape)))
+            else:
+                out.append({"name": name, "dtype": "unknown", "shape": []})
+        return out
+
+    sig = ep.graph_signature
+    return entries(sig.user_inputs), entries(sig.user_outputs)
+
+
+def _rename(entries: List[Dict[str, Any]], names: List[str]) -> List[Dict[str, Any]]:
+    """torch has no I/O names: the contract's names apply positionally when the counts agree."""
+    if names and len(names) == len(entries):
+        return [dict(e, name=n) for e, n in zip(entries, names)]
+    return entries
+
+
+def _load_torch(path: str, fmt: str, backend: Dict[str, Any], input_names: List[str],
+                output_names: List[str]) -> Dict[str, Any]:
+    import torch
+
+    inputs: List[Dict[str, Any]] = []
+    outputs: List[Dict[str, Any]] = []
+    if fmt == "torchscript":
+        module = torch.jit.load(path, map_location="cpu")
+        module.eval()
+        try:
+            arg_names = [a.name for a in module.forward.schema.arguments][1:]  # drop `self`
+        except Exception:  # scripted modules without a usable schema
+            arg_names = []
+        inputs = [{"name": n, "dtype": "unknown", "shape": []} for n in arg_names]
+    elif fmt == "pt2":
+        ep = torch.export.load(path)
+        try:
+            inputs, outputs = _pt2_io(ep)
+        except Exception:  # metadata is a courtesy; a program without it still runs
+            inputs, outputs = [], []
+        mode = backend.get("mode") or "eager"
+        # `export` runs the program decomposed to core ATen, as an AOT backend would see it.
+        module = ep.run_decompositions().module() if mode == "export" else ep.module()
+        # No .eval(): exported programs refuse it (they were traced in the mode they were exported in).
+    else:
+        raise ProbeUsageError("format %r is not one of onnx, torchscript, pt2" % (fmt,))
+
+    precision = backend.get("precision") or "fp32"
+    cast = None
+    if precision == "fp16":
+        cast = torch.float16
+    elif precision == "bf16":
+        cast = torch.bfloat16
+    if cast is not None:
+        module = module.to(cast)
+    if not inputs and input_names:
+        inputs = [{"name": n, "dtype": "unknown", "shape": []} for n in input_names]
+    if not outputs and output_names:
+        outputs = [{"name": n, "dtype": "unknown", "shape": []} for n in output_names]
+    inputs, outputs = _rename(inputs, input_names), _rename(outputs, output_names)
+
+    STATE.kind, STATE.session, STATE.cast_dtype = "torch", module, cast
+    STATE.input_names = [e["name"] for e in inputs] if inputs else list(input_names)
+    STATE.output_names = list(output_names) or [e["name"] for e in outputs]
+    result = {
+        "inputs": inputs,
+        "outputs": outputs,
+        "providers": ["cpu"],
+        "runtime_version": "torch %s" % torch.__version__,
+        "precision": precision if cast is not None else "fp32",
+    }
+    if precision not in ("fp32", "fp16", "bf16"):
+        result["precision_note"] = "precision %s is not applied by the probe; the model runs as saved" % precision
+    return result
+
+
+def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
+    path = args["artifact"]
+    fmt = args.get("format") or "onnx"
+    backend = args.get("backend") or {}
+    # Drop the previous model first, so two models never have to fit in memory at once.
+    STATE.session = None
+    STATE.kind = None
+    gc.collect()
+    start = time.perf_counter()
+    if fmt == "onnx":
+        result = _load_onnx(path, backend)
+    else:
+        result = _load_torch(path, fmt, backend, list(args.get("input_names") or []),
+                             list(args.get("output_names") or []))
+    result["load_time_ms"] = (time.perf_counter() - start) * 1000.0
+    STATE.counter += 1
+    # The token starts with the pid: the host can tell a load made by a probe that has since been replaced.
+    result["token"] = "%d-%d" % (os.getpid(), STATE.counter)
+    return result
+
+
+def _run_once_onnx(feed: Dict[str, Any]) -> List[Any]:
+    return STATE.session.run(None, feed)
+
+
+def _run_once_torch(tensors: List[Any]) -> List[Any]:
+    import torch
+
+    with torch.inference_mode():
+        out = STATE.session(*tensors)
+    if isinstance(out, dict):
+        return list(out.values())
+    if isinstance(out, (tuple, list)):
+        return list(out)
+    return [out]
+
+
+def _to_numpy(value: Any) -> Any:
+    import numpy as np
+
+    if hasattr(value, "detach"):  # a torch tensor
+        import torch
+
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16
+            value = value.float()
+        return value.numpy()
+    return np.asarray(value)
+
+
+def op_run(args: Dict[str, Any]) -> Dict[str, Any]:
+    import numpy as np
+
+    if STATE.session is None:
+        raise ProbeUsageError("run: no model is loaded in this probe (send `load` first)")
+    with np.load(args["inputs"], allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    missing = [n for n in STATE.input_names if n not in arrays]
+    if missing:
+        raise ProbeUsageError("run: the payload has no input named %s (it has: %s)"
+                              % (", ".join(missing), ", ".join(sorted(arrays)) or "nothing"))
+    repeat = max(1, int(args.get("repeat", 1)))
+    warmup = max(0, int(args.get("warmup", 0)))
+
+    if STATE.kind == "onnx":
+        feed = {n: arrays[n] for n in STATE.input_names}
+        call: Callable[[], List[Any]] = lambda: _run_once_onnx(feed)
+    else:
+        import torch
+
+        tensors = []
+        for name in STATE.input_names:
+            t = torch.from_numpy(np.ascontiguousarray(arrays[name]))
+            if STATE.cast_dtype is not None and t.is_floating_point():
+                t = t.to(STATE.cast_dtype)
+            tensors.append(t)
+        call = lambda: _run_once_torch(tensors)
+
+    for _ in range(warmup):
+        call()
+    times = []
+    values: List[Any] = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        values = call()
+        times.append((time.perf_counter() - start) * 1000.0)
+
+    names = STATE.output_names if len(STATE.output_names) == len(values) else [
+        "output_%d" % i for i in range(len(values))]
+    named = {n: _to_numpy(v) for n, v in zip(names, values)}
+    _atomic_savez(args["outputs"], named)
+    result: Dict[str, Any] = {
+        "outputs": [{"name": n, "dtype": str(a.dtype), "shape": list(a.shape)} for n, a in named.items()],
+        "run_time_ms": times[0],
+    }
+    if repeat > 1:
+        result["run_times_ms"] = times
+    return result
+
+
+def _vm_size_mb() -> Optional[int]:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
+
+
+def op_fault(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Fault injection for tests: behave like a runtime that crashes, aborts, hangs or exhausts memory."""
+    kind = args.get("kind")
+    sys.stderr.flush()
+    if kind == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: SIGSEGV, like a native bug in a runtime
+        os.kill(os.getpid(), signal.SIGSEGV)  # in case the platform maps page 0
+    elif kind == "abort":
+        os.abort()
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+    elif kind == "oom":
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            # Without a limit this would take the whole machine down (the kernel OOM killer picks a victim);
+            # cap it a little above the current size so the fault stays a MemoryError in this process.
+            current = _vm_size_mb() or 1024
+            resource.setrlimit(resource.RLIMIT_AS, ((current + 512) << 20, hard))
+        blocks = []
+        while True:  # bytearray zero-fills, so the pages are really touched
+            blocks.append(bytearray(64 << 20))
+    elif kind == "exit":
+        os._exit(3)
+    raise ProbeUsageError("fault: unknown kind %r (segfault, abort, hang, oom, exit)" % (kind,))
+
+
+OPS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
+    "describe": op_describe,
+    "load": op_load,
+    "run": op_run,
+    "fault": op_fault,
+}
+
+
+# ------------------------------------------------------------------------------------------------- loop
+
+def _reply(obj: Dict[str, Any]) -> None:
+    _PROTO.write(json.dumps(obj, default=str) + "\n")
+    _PROTO.flush()
+
+
+def _handle(line: bytes) -> None:
+    try:
+        request = json.loads(line)
+        req_id = request.get("id")
+        op = request["op"]
+        args = request.get("args") or {}
+    except Exception as exc:  # noqa: BLE001 - a malformed request must still get an answer
+        _reply({"id": None, "ok": False, "error_type": "ProtocolError", "message": "bad request: %s" % exc,
+                "traceback": ""})
+        return
+    if op == "shutdown":
+        _reply({"id": req_id, "ok": True, "result": {"pid": os.getpid()}})
+        sys.stderr.flush()
+        # os._exit: skip interpreter teardown, where some runtimes' static destructors crash.
+        os._exit(0)
+    fn = OPS.get(op)
+    error = None
+    result = None
+    try:
+        if fn is None:
+            raise ProbeUsageError("unknown op %r (expected: %s, shutdown)" % (op, ", ".join(OPS)))
+        result = fn(args)
+    except MemoryError:
+        # No traceback formatting here: that needs memory. Leaving the except block frees the failed
+        # op's frames (and what they allocated) before the reply is built.
+        error = ("MemoryError", "out of memory during %r" % op, "")
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a reply; the host decides what it means
+        tb = traceback.format_exc()
+        error = (type(exc).__name__, str(exc), "\n".join(tb.strip().splitlines()[-15:])[-4000:])
+    if error is None:
+        _reply({"id": req_id, "ok": True, "result": result})
+        return
+    gc.collect()
+    try:
+        _reply({"id": req_id, "ok": False, "error_type": error[0], "message": error[1], "traceback": error[2]})
+    except MemoryError:
+        _reply({"id": req_id, "ok": False, "error_type": "MemoryError", "message": "out of memory",
+                "traceback": ""})
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the host dies without closing us (e.g. SIGKILL): stdin EOF is not seen while an op runs."""
+    while True:
+        time.sleep(2.0)
+        if os.getppid() != parent:
+            try:
+                os.killpg(os.getpgid(0), signal.SIGKILL)  # our group: also whatever the runtime spawned
+            except OSError:
+                pass
+            os._exit(70)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    global _PROTO
+    parser = argparse.ArgumentParser(description=__doc__)
+    # --cell is only there to make the process recognisable in `ps`.
+    parser.add_argument("--cell", default="?", help="the cell this probe serves")
+    parser.add_argument("--memory-limit-mb", type=int, default=None, help="RLIMIT_AS for this process")
+    opts = parser.parse_args(argv)
+
+    # Keep the real stdout for replies; make fd 1 an alias of stderr so stray prints land in the log.
+    _PROTO = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    # A Python-level traceback in the log when a runtime segfaults or aborts (the signal still kills us).
+    faulthandler.enable(file=sys.stderr)
+    if opts.memory_limit_mb:
+        # Applied here rather than in a preexec_fn: preexec_fn is unsafe when the host has threads.
+        import resource
+
+        limit = opts.memory_limit_mb << 20
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    sys.stderr.write("modelcompat probe pid %d for cell %s (python %s)\n"
+                     % (os.getpid(), opts.cell, platform.python_version()))
+    sys.stderr.flush()
+
+    stdin = sys.stdin.buffer
+    while True:
+        line = stdin.readline()
+        if not line:  # the host closed the pipe: nobody is left to answer
+            return 0
+        if line.strip():
+            _handle(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
