@@ -1,0 +1,159 @@
+"""Run a cell's validators: provision its runtime, share one probe, turn outcomes into frozen Reports.
+
+`fail` (the check ran, the artifact is incompatible) and `error` (the check could not run) are kept
+apart here: runtime refusals become `fail`, crashes of the probe or of the validator become `error`.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from modelcompat.cells import Cell
+from modelcompat.environments import RuntimeEnv, env_fingerprint, provision
+from modelcompat.errors import EnvironmentBuildError, ProbeError, ProbeRequestError
+from modelcompat.package import ModelPackage, load_package
+from modelcompat.probe.launcher import ProbeSession
+from modelcompat.report import Evidence, Finding, Outcome, Report, Severity, Status
+from modelcompat.validators.base import ValidationContext, Validator
+from modelcompat.validators.registry import Registry
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """Everything a worker needs to check one cell (plain data: it crosses to Dask workers)."""
+
+    cell: Cell
+    package_root: str
+    validators: tuple[str, ...]
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_id: str = ""
+    probe_timeout_s: float = 300.0
+    probe_memory_limit_mb: int | None = None
+    env_cache: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _report(job: CellJob, validator: str, version: str, status: Status, *, findings: list[Finding] = (),
+            metrics: dict[str, float] | None = None, runtime_version: str | None = None,
+            evidence: Evidence | None = None, duration_s: float = 0.0, started_at: str | None = None) -> Report:
+    cell = job.cell
+    return Report(
+        run_id=job.run_id, cell=cell.id, runtime=cell.runtime.id, runtime_version=runtime_version,
+        hardware=cell.hardware.id, backend=cell.backend.id, validator=validator, validator_version=version,
+        status=status, duration_s=duration_s, metrics=metrics or {}, findings=tuple(findings),
+        evidence=evidence or Evidence(), started_at=started_at or _now(),
+    )
+
+
+def skipped_reports(job: CellJob, reason: str, code: str, registry: Registry | None = None) -> list[Report]:
+    """Every selected validator of the cell reported `skipped` with the same reason."""
+    registry = registry or Registry.discover()
+    finding = Finding(code=code, severity=Severity.INFO, message=reason)
+    return [
+        _report(job, name, getattr(registry.validators.get(name), "version", "?"), Status.SKIPPED, findings=[finding])
+        for name in job.validators
+    ]
+
+
+def _error_finding(code: str, message: str, step: str, detail: str = "", remediation: str | None = None) -> Finding:
+    return Finding(code=code, severity=Severity.ERROR, message=message, observed=detail[-2000:] or None,
+                   step=step, remediation=remediation)
+
+
+def run_validator(validator: Validator, ctx: ValidationContext, params: Any, job: CellJob,
+                  evidence: Evidence, runtime_version: str | None) -> Report:
+    """Run one validator and classify what happened (pass/warn/fail from findings; error on crashes)."""
+    started, t0 = _now(), time.perf_counter()
+    name = validator.name
+    try:
+        outcome: Outcome = validator.validate(ctx, params)
+        status, findings, metrics = outcome.status(), list(outcome.findings), outcome.metrics
+        runtime_version = outcome.runtime_version or runtime_version
+    except ProbeError as exc:
+        status, metrics = Status.ERROR, {}
+        findings = [_error_finding(exc.code, str(exc), "probe", exc.detail,
+                                   "re-run this check alone (`--validators " + name + "`); if it repeats, "
+                                   "the runtime itself crashes on this artifact: report it upstream with the evidence")]
+    except ProbeRequestError as exc:
+        # The runtime refused a request the validator did not expect to fail: still a verdict on the artifact.
+        status, metrics = Status.FAIL, {}
+        findings = [Finding(code=f"{name}.runtime_refused", severity=Severity.ERROR, step=exc.op,
+                            message=f"{ctx.cell.runtime.id} refused '{exc.op}': {exc.error_type}: {exc.message}"[:2000],
+                            remediation="see the `loadability` report of this cell for the cause")]
+    except Exception as exc:  # a bug in the validator must not take the run down
+        status, metrics = Status.ERROR, {}
+        findings = [_error_finding(f"{name}.crashed", f"validator raised {type(exc).__name__}: {exc}", "validate",
+                                   traceback.format_exc(), "this is a bug in the validator: report it with this traceback")]
+    return _report(job, name, validator.version, status, findings=findings, metrics=metrics,
+                   runtime_version=runtime_version, evidence=evidence,
+                   duration_s=time.perf_counter() - t0, started_at=started)
+
+
+def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
+    """Check one cell: every selected validator, in a stable order, sharing one probe process."""
+    registry = registry or Registry.discover()
+    package: ModelPackage = load_package(job.package_root)
+    reports: dict[str, Report] = {}
+    runnable: list[tuple[Validator, Any]] = []
+    for name in job.validators:
+        if name in registry.failures:
+            failure = registry.failures[name]
+            reports[name] = _report(job, name, "?", Status.ERROR, findings=[_error_finding(
+                "validator.load_failed", f"validator {name!r} ({failure.target}) could not be loaded: {failure.reason}",
+                "discover", remediation="fix or reinstall the package that provides it, or disable it with "
+                "MODELCOMPAT_DISABLE_VALIDATORS")])
+            continue
+        cls = registry.validators[name]
+        validator = cls()
+        reason = validator.applies_to(job.cell, package)
+        if reason:
+            reports[name] = _report(job, name, cls.version, Status.SKIPPED,
+                                    findings=[Finding(code=f"{name}.not_applicable", severity=Severity.INFO, message=reason)])
+            continue
+        runnable.append((validator, cls.Params.model_validate(job.params.get(name, {}))))
+
+    artifact = package.artifact(job.cell.backend.consumes())
+    base_evidence = Evidence(artifact_path=artifact.path if artifact else None,
+                             artifact_sha256=artifact.sha256 if artifact else None)
+    with tempfile.TemporaryDirectory(prefix="modelcompat-cell-") as tmp:
+        probe: ProbeSession | None = None
+        evidence, runtime_version = base_evidence, None
+        try:
+            if any(v.needs_probe for v, _ in runnable):
+                env: RuntimeEnv = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
+                probe = ProbeSession(env.python, job.cell.id, Path(tmp), timeout_s=job.probe_timeout_s,
+                                     memory_limit_mb=job.probe_memory_limit_mb)
+                info = probe.request("describe", kind=job.cell.runtime.kind)
+                runtime_version = info.get("runtime_version")
+                evidence = base_evidence.model_copy(update={
+                    "runtime_version": runtime_version,
+                    "environment_fingerprint": env_fingerprint(info),
+                    "environment": {"python": str(info.get("python")), "platform": str(info.get("platform")),
+                                    **{k: str(v) for k, v in (info.get("packages") or {}).items()}},
+                })
+        except (EnvironmentBuildError, ProbeError, ProbeRequestError) as exc:
+            # Nothing that needs the runtime can run; say why on each such check, keep the others.
+            code = getattr(exc, "code", "environment.build_failed")
+            for validator, _ in runnable:
+                if validator.needs_probe:
+                    reports[validator.name] = _report(job, validator.name, validator.version, Status.ERROR,
+                                                      findings=[_error_finding(code, str(exc), "provision",
+                                                                               getattr(exc, "detail", ""),
+                                                                               "check the runtime's requirements in the matrix")])
+            runnable = [(v, p) for v, p in runnable if not v.needs_probe]
+        try:
+            ctx = ValidationContext(cell=job.cell, package=package, workdir=Path(tmp), probe=probe)
+            for validator, params in runnable:
+                reports[validator.name] = run_validator(validator, ctx, params, job, evidence, runtime_version)
+        finally:
+            if probe is not None:
+                probe.close()
+    return [reports[name] for name in job.validators]

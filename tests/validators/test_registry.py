@@ -1,0 +1,89 @@
+"""Entry-point discovery and the registration checks (pluggy-style: refuse at load, by name)."""
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from modelcompat.errors import InputError
+from modelcompat.validators.base import Params, Validator
+from modelcompat.validators.registry import Registry, check_validator_class
+
+EXPECTED = {"integrity", "loadability", "io_contract", "numerical_parity"}
+
+
+def test_discovers_the_installed_validators() -> None:
+    registry = Registry.discover()
+    assert EXPECTED <= set(registry.validators)
+    assert not registry.failures
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_validator_honours_the_contract(name: str) -> None:
+    cls = Registry.discover().validators[name]
+    assert check_validator_class(name, cls) is None
+    assert cls.version and cls.description and cls.inputs
+    with pytest.raises(Exception):
+        cls.Params.model_validate({"no_such_param": 1})
+
+
+def test_blocklist_hides_a_validator(monkeypatch) -> None:
+    monkeypatch.setenv("MODELCOMPAT_DISABLE_VALIDATORS", "integrity")
+    registry = Registry.discover()
+    assert "integrity" not in registry.names
+    assert "loadability" in registry.names
+
+
+def test_unknown_selection_lists_the_valid_names() -> None:
+    with pytest.raises(InputError) as info:
+        Registry.discover().select(["loadabilty"])
+    assert info.value.field == "--validators"
+    assert "loadability" in info.value.fix
+
+
+class _Loose(BaseModel):
+    x: int = 1
+
+
+class _Good(Validator):
+    name = "good"
+    version = "1"
+    description = "d"
+    inputs = ("artifact",)
+
+    def validate(self, ctx, params):  # pragma: no cover - never run
+        raise NotImplementedError
+
+
+class _WrongName(_Good):
+    name = "other"
+
+
+class _LooseParams(_Good):
+    Params = _Loose
+
+
+class _Abstract(Validator):
+    name = "abstract"
+    version = "1"
+    description = "d"
+    inputs = ()
+
+
+@pytest.mark.parametrize(
+    ("obj", "needle"),
+    [
+        (object, "not a subclass"),
+        (_WrongName, "named 'good'"),
+        (_LooseParams, "extra='forbid'"),
+        (_Abstract, "does not implement validate"),
+    ],
+)
+def test_registration_refuses_malformed_validators(obj, needle) -> None:
+    name = "abstract" if obj is _Abstract else "good"
+    problem = check_validator_class(name, obj)
+    assert problem is not None and needle in problem
+
+
+def test_a_well_formed_validator_passes_registration() -> None:
+    assert check_validator_class("good", _Good) is None
+    assert issubclass(_Good.Params, Params)
