@@ -1,0 +1,165 @@
+"""End to end: the CLI runs the real flow on a real local Dask cluster against a real Prefect server."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from modelcompat.matrix import load_matrix
+from modelcompat.settings import matrices_dir
+from modelcompat.store import Store
+
+pytestmark = pytest.mark.server
+CLI = [sys.executable, "-m", "modelcompat.cli"]
+
+
+def run_cli(args: list[str], api_url: str | None, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MODELCOMPAT_HOME": str(tmp_path / "home")}
+    env.pop("PREFECT_API_URL", None)
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _api(api_url: str, path: str, body: dict) -> list[dict]:
+    resp = httpx.post(f"{api_url}{path}", json=body, timeout=30)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def test_default_matrix_end_to_end(prefect_server: str, demo_package, tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    out = tmp_path / "summary.json"
+    proc = run_cli(["run", "--model", str(demo_package.root), "--store", str(store_dir), "--json", str(out),
+                    "--workers", "2"], prefect_server, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(out.read_text())
+    matrix = load_matrix(matrices_dir() / "default.yaml")
+    validators = ["integrity", "io_contract", "loadability", "numerical_parity"]
+    assert {(r["cell"], r["validator"]) for r in summary["reports"]} == {
+        (c.id, v) for c in matrix.cells for v in validators}
+    assert summary["verdict"] == "pass"
+    assert summary["model"]["name"] == "demo-mlp"
+    by_cell = {}
+    for r in summary["reports"]:
+        by_cell.setdefault(r["cell"], []).append(r)
+        if r["hardware"] == "cuda":  # no GPU here: modelled, routed, and skipped with the reason
+            assert r["status"] == "skipped"
+            assert "GPU" in r["findings"][0]["message"]
+        else:
+            assert r["status"] == "pass", r
+    # The pinned older runtime really ran in its own venv, the host runtimes in the host interpreter.
+    versions = {r["cell"]: r["runtime_version"] for r in summary["reports"] if r["validator"] == "loadability"}
+    assert versions["ort-1.16/cpu/ort-cpu"] == "onnxruntime 1.16.3"
+    import onnxruntime
+    import torch
+    assert versions["host-ort/cpu/ort-cpu"] == f"onnxruntime {onnxruntime.__version__}"
+    assert versions["host-torch/cpu/torch-eager"] == f"torch {torch.__version__}"
+    parity = next(r for r in summary["reports"] if r["cell"] == "ort-1.16/cpu/ort-cpu" and r["validator"] == "numerical_parity")
+    assert parity["metrics"]["max_abs_diff"] < 1e-5
+    assert parity["evidence"]["artifact_sha256"] == demo_package.artifact("onnx").sha256
+    assert parity["evidence"]["environment_fingerprint"]
+
+    # Every report is in the store, under the same run.
+    store = Store(str(store_dir))
+    stored = store.load_reports(summary["run_id"])
+    assert len(stored) == len(summary["reports"])
+    assert {(r.cell, r.validator, r.status.value) for r in stored} == {
+        (r["cell"], r["validator"], r["status"]) for r in summary["reports"]}
+    runs = store.runs()
+    assert list(runs["run_id"]) == [summary["run_id"]]
+
+    # The flow ran on the server the test started: the Dask workers reported their task runs there.
+    flow_run = httpx.get(f"{prefect_server}/flow_runs/{summary['flow_run_id']}", timeout=30).json()
+    assert flow_run["state_type"] == "COMPLETED"
+    assert flow_run["name"].startswith("check demo")
+    task_runs = _api(prefect_server, "/task_runs/filter", {"flow_runs": {"id": {"any_": [summary["flow_run_id"]]}}})
+    names = {t["name"] for t in task_runs if t["state_type"] == "COMPLETED"}
+    ran_cells = {c.id for c in matrix.cells if c.hardware.id != "cuda"}
+    assert names == {f"check {c}" for c in ran_cells}
+    artifacts = _api(prefect_server, "/artifacts/filter", {"flow_runs": {"id": {"any_": [summary["flow_run_id"]]}}})
+    assert {a["type"] for a in artifacts} >= {"table", "markdown"}
+    # The table shows statuses per cell and validator.
+    assert "matrix" in proc.stdout or "verdict" in proc.stdout
+
+
+def _tampered_copy(package, tmp_path: Path) -> Path:
+    copy = tmp_path / "tampered"
+    shutil.copytree(package.root, copy)
+    manifest = yaml.safe_load((copy / "modelcompat.yaml").read_text())
+    for artifact in manifest["artifacts"]:
+        if artifact["format"] == "onnx":
+            artifact["sha256"] = "0" * 64
+    (copy / "modelcompat.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return copy
+
+
+def test_a_failing_check_exits_1_with_the_finding(prefect_server: str, demo_package, tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    proc = run_cli(["run", "--model", str(_tampered_copy(demo_package, tmp_path)), "--cells", "host-ort/cpu/*",
+                    "--json", str(out), "--workers", "1"], prefect_server, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["verdict"] == "fail"
+    integrity = next(r for r in summary["reports"] if r["validator"] == "integrity")
+    assert integrity["status"] == "fail"
+    assert integrity["findings"][0]["code"] == "integrity.sha256_mismatch"
+    assert integrity["findings"][0]["remediation"]
+    assert "integrity.sha256_mismatch" in proc.stdout
+
+
+def test_a_check_that_cannot_run_exits_3(prefect_server: str, demo_package, tmp_path: Path) -> None:
+    matrix = tmp_path / "broken-runtime.yaml"
+    matrix.write_text(yaml.safe_dump({
+        "name": "broken-runtime",
+        "runtimes": [{"id": "ort-none", "kind": "onnxruntime", "env": "venv",
+                      "requirements": ["onnxruntime==0.0.0"]}],
+        "hardware": [{"id": "cpu"}],
+        "backends": [{"id": "ort-cpu", "runtime": "onnxruntime", "provider": "CPUExecutionProvider"}],
+    }))
+    out = tmp_path / "s.json"
+    proc = run_cli(["run", "--matrix", str(matrix), "--model", str(demo_package.root), "--json", str(out),
+                    "--workers", "1"], prefect_server, tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    summary = json.loads(out.read_text())
+    statuses = {r["validator"]: r["status"] for r in summary["reports"]}
+    assert statuses["integrity"] == "pass"  # needs no runtime: still ran
+    assert statuses["loadability"] == "error"
+    finding = next(r for r in summary["reports"] if r["validator"] == "loadability")["findings"][0]
+    assert "onnxruntime==0.0.0" in finding["message"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--matrix", "MISSING.yaml"], "MISSING.yaml"),
+        (["run", "--validators", "no_such_validator"], "--validators"),
+        (["run", "--cells", "nothing/*"], "--cells"),
+        (["run", "--model", "/nonexistent/pkg"], "/nonexistent/pkg"),
+        (["run", "--workers", "0"], "--workers"),
+    ],
+)
+def test_invalid_input_exits_2_without_traceback(args: list[str], needle: str, tmp_path: Path) -> None:
+    proc = run_cli(args, None, tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "home" / "store").exists()  # nothing was run
+
+
+def test_run_starts_its_own_prefect_server_when_none_is_configured(demo_package, tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    proc = run_cli(["run", "--model", str(demo_package.root), "--matrix", str(matrices_dir() / "smoke.yaml"),
+                    "--json", str(out), "--workers", "1"], None, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["flow_run_id"]
+    assert {r["status"] for r in summary["reports"]} == {"pass"}
+    assert Store(str(tmp_path / "home" / "store")).load_reports(summary["run_id"])
