@@ -63,7 +63,7 @@ def test_second_call_is_a_cache_hit(demo_package: ModelPackage, monkeypatch: pyt
 
 def test_default_home_is_dot_modelcompat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELCOMPAT_HOME", raising=False)
-    assert default_demo_dir() == Path(".modelcompat") / "demo"
+    assert default_demo_dir() == Path(".modelcompat").absolute() / "demo"
 
 
 def test_stale_or_tampered_demo_is_rebuilt(demo_package: ModelPackage, tmp_path: Path) -> None:
