@@ -20,9 +20,10 @@ from prefect.runtime import flow_run
 
 from modelcompat import __version__, progress, settings
 from modelcompat.cells import Cell
-from modelcompat.harness import CellJob, check_cell, skipped_reports
+from modelcompat.harness import CellJob, check_cell, skipped_report, skipped_reports
+from modelcompat.plan import make_plan, plan_markdown
 from modelcompat.matrix import load_matrix
-from modelcompat.orchestration import detect_local_resources, unavailable_reason, worker_resources
+from modelcompat.orchestration import detect_local_resources, worker_resources
 from modelcompat.package import load_package
 from modelcompat.publish import markdown_summary, table_rows
 from modelcompat.report import Finding, Report, Severity, Status
@@ -49,12 +50,18 @@ def check_cell_task(job: CellJob) -> list[Report]:
     return check_cell(job)
 
 
+def _artifact_key(model_name: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes."""
+    return "compat-" + "".join(ch if ch.isalnum() else "-" for ch in model_name.lower())
+
+
 def _offered_resources() -> dict[str, dict[str, float]]:
-    ctx = FlowRunContext.get()
-    client = getattr(getattr(ctx, "task_runner", None), "client", None)
-    if client is None:  # not on Dask (e.g. a thread runner): this host is the only worker
+    """What the workers offer. A local cluster runs on this host: ask the host, not the cluster,
+    so deciding routing never starts a cluster by itself."""
+    runner = getattr(FlowRunContext.get(), "task_runner", None)
+    if getattr(runner, "address", None) is None or not hasattr(runner, "client"):
         return {"local": detect_local_resources()}
-    return worker_resources(client)
+    return worker_resources(runner.client)
 
 
 def _task_failed_reports(job: CellJob, exc: BaseException, registry: Registry) -> list[Report]:
@@ -74,6 +81,8 @@ def check_matrix(
     cells: str | None = None,
     store: str | None = None,
     params: dict[str, dict[str, Any]] | None = None,
+    force: bool = False,
+    force_validators: list[str] | None = None,
     trigger: str = "cli",
     run_id: str | None = None,
 ) -> dict[str, Any]:
@@ -97,23 +106,40 @@ def check_matrix(
         if name in registry.validators:
             registry.validators[name].Params.model_validate(value)
 
-    # plan: which cells can run where (hardware routing); everything selected runs (no cache yet)
-    offered = _offered_resources()
-    jobs = [CellJob(cell=c, package_root=str(package.root), validators=tuple(names), params=params,
-                    run_id=run_id, env_cache=str(settings.env_cache())) for c in selected]
-    progress.notify("planned", total=len(jobs) * len(names), cells=[c.id for c in selected], validators=names)
-    logger.info("run %s: %d cells × %d validators of %s %s", run_id, len(jobs), len(names),
+    # plan: reuse what is unchanged, run the rest (the plan is published before anything runs)
+    store_ = Store(store or settings.store_uri())
+    env_cache = settings.env_cache()
+    plan = make_plan(selected, names, package, registry, params=params, store=store_, force=force,
+                     force_validators=set(force_validators or ()), env_cache=env_cache,
+                     offered=_offered_resources())
+    create_markdown_artifact(key=_artifact_key(package.manifest.name) + "-plan", markdown=plan_markdown(plan),
+                             description=f"run {run_id}: plan")
+    to_run = [p for p in plan if p.decision == "run"]
+    progress.notify("planned", total=len(plan), cells=[c.id for c in selected], validators=names,
+                    to_run=len(to_run))
+    logger.info("run %s: %d checks planned, %d to run, of %s %s", run_id, len(plan), len(to_run),
                 package.manifest.name, package.manifest.version)
 
-    # execute
-    reports_by_cell: dict[str, list[Report]] = {}
+    done: dict[tuple[str, str], Report] = {}
+    for p in plan:
+        base = CellJob(cell=p.cell, package_root=str(package.root), validators=(p.validator,), run_id=run_id)
+        version = getattr(registry.validators.get(p.validator), "version", "?")
+        if p.decision == "skipped":
+            done[(p.cell.id, p.validator)] = skipped_report(base, p.validator, version, p.code or "skipped", p.reason)
+        elif p.decision == "cached":
+            done[(p.cell.id, p.validator)] = p.reused.model_copy(update={
+                "run_id": run_id, "cached": True, "cached_from": p.reused.cached_from or p.reused.run_id})
+    if len(done) < len(plan):
+        progress.notify("cell_done", cell="cached", reports=list(done.values()))
+
+    # execute: one task per cell that has something to run; no cluster is started when nothing has
+    by_cell: dict[str, list[str]] = {}
+    for p in to_run:
+        by_cell.setdefault(p.cell.id, []).append(p.validator)
+    jobs = [CellJob(cell=c, package_root=str(package.root), validators=tuple(by_cell[c.id]), params=params,
+                    run_id=run_id, env_cache=str(env_cache)) for c in selected if c.id in by_cell]
     futures = {}
     for job in jobs:
-        reason = unavailable_reason(job.cell, offered)
-        if reason:
-            reports_by_cell[job.cell.id] = skipped_reports(job, reason, "cell.hardware_unavailable", registry)
-            progress.notify("cell_done", cell=job.cell.id, reports=reports_by_cell[job.cell.id])
-            continue
         # Route cells that need hardware (GPU=1) only to workers offering it.
         routing = dask.annotate(resources=dict(job.cell.hardware.resources)) if job.cell.hardware.resources else nullcontext()
         with routing:
@@ -125,9 +151,9 @@ def check_matrix(
             cell_reports = future.result()
         except Exception as exc:
             cell_reports = _task_failed_reports(job, exc, registry)
-        reports_by_cell[job.cell.id] = cell_reports
+        done.update({(r.cell, r.validator): r for r in cell_reports})
         progress.notify("cell_done", cell=job.cell.id, reports=cell_reports)
-    reports = [r for c in selected for r in reports_by_cell[c.id]]
+    reports = [done[(p.cell.id, p.validator)] for p in plan]
 
     # aggregate
     finished = datetime.now(timezone.utc)
@@ -139,7 +165,7 @@ def check_matrix(
         model_version=package.manifest.version, model_sha256=package.primary_sha256, verdict=run_verdict,
         started_at=started, finished_at=finished, code_version=__version__, n_reports=len(reports),
     )
-    Store(store or settings.store_uri()).append_run(record, reports)
+    store_.append_run(record, reports)
 
     # publish
     summary = run_summary(
@@ -148,7 +174,7 @@ def check_matrix(
         matrix={"name": loaded_matrix.name, "path": str(loaded_matrix.path)},
         reports=reports, started_at=started.isoformat(), finished_at=finished.isoformat(),
     )
-    key = "compat-" + "".join(ch if ch.isalnum() else "-" for ch in package.manifest.name.lower())
+    key = _artifact_key(package.manifest.name)
     create_table_artifact(key=key, table=table_rows(reports), description=f"run {run_id}: verdict {run_verdict}")
     create_markdown_artifact(key=key + "-summary", markdown=markdown_summary(summary),
                              description=f"run {run_id} summary")

@@ -1,4 +1,4 @@
-"""`modelcompat` command line: run, matrix show, validators, package, demo.
+"""`modelcompat` command line: run, plan, matrix show, validators, package, demo.
 
 Exit codes: 0 all pass/warn/skipped · 1 a fail (or regression) · 2 invalid input, nothing run · 3 an error, no fail.
 """
@@ -52,6 +52,7 @@ def run(
     dask_address: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler (default: $MODELCOMPAT_DASK_ADDRESS, else a local cluster).")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Local Dask worker processes (default: $MODELCOMPAT_WORKERS or the CPU count).")] = None,
     force: Annotated[bool, typer.Option(help="Ignore anything cached and re-run every check.")] = False,
+    force_validators: Annotated[Optional[str], typer.Option(help="Re-run these validators (comma-separated) even if cached.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")] = False,
 ) -> None:
     """Check a model package against a matrix; print the cells × validators table."""
@@ -72,6 +73,9 @@ def run(
             load_package(model)
         names = _split(validators)
         Registry.discover().select(names)
+        forced = _split(force_validators)
+        if forced:
+            Registry.discover().select(forced)
     except InputError as exc:
         _fail_input(exc)
     if model is None:
@@ -81,7 +85,7 @@ def run(
     try:
         summary = _run_flow(matrix_path=matrix_path, model=model, validators=names, cells=cells, store=store,
                             dask_address=dask_address or settings.dask_address(),
-                            workers=workers or settings.workers(), force=force)
+                            workers=workers or settings.workers(), force=force, force_validators=forced)
     except InputError as exc:
         _fail_input(exc)
     except Exception as exc:  # the run itself broke (not a check): say so plainly, exit 3
@@ -102,7 +106,8 @@ def run(
 
 
 def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, cells: str | None, store: str | None,
-              dask_address: str | None, workers: int, force: bool) -> dict[str, Any]:
+              dask_address: str | None, workers: int, force: bool,
+              force_validators: list[str] | None) -> dict[str, Any]:
     """Run the flow against one Prefect API, with a progress bar fed by the flow's cell completions."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -115,7 +120,9 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
 
     def on_event(event: str, data: dict[str, Any]) -> None:
         if event == "planned":
-            bar.update(task_id, total=data["total"], description=f"checking {len(data['cells'])} cells")
+            bar.update(task_id, total=data["total"],
+                       description=f"{len(data['cells'])} cells: {data['to_run']} checks to run, "
+                                   f"{data['total'] - data['to_run']} reused or skipped")
         elif event == "cell_done":
             bar.update(task_id, advance=len(data["reports"]), description=f"done {data['cell']}")
 
@@ -126,9 +133,65 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
 
             flow = check_matrix.with_options(task_runner=make_task_runner(dask_address, workers))
             return flow(matrix=str(matrix_path), model=str(model), validators=validators, cells=cells,
-                        store=store, trigger="cli")
+                        store=store, force=force, force_validators=force_validators, trigger="cli")
     finally:
         progress_hook.remove_listener(on_event)
+
+
+@app.command()
+def plan(
+    matrix: Annotated[Optional[Path], typer.Option(help="Matrix YAML (default: matrices/default.yaml or $MODELCOMPAT_MATRIX).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the built-in demo package).")] = None,
+    validators: Annotated[Optional[str], typer.Option(help="Comma-separated validator names (default: all installed).")] = None,
+    cells: Annotated[Optional[str], typer.Option(help="Glob(s) matched against cell ids, comma-separated.")] = None,
+    store: Annotated[Optional[str], typer.Option(help="Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")] = None,
+    force: Annotated[bool, typer.Option(help="Plan as if nothing were cached.")] = False,
+    force_validators: Annotated[Optional[str], typer.Option(help="Plan these validators as forced re-runs.")] = None,
+    markdown: Annotated[bool, typer.Option(help="Print the plan as a markdown table.")] = False,
+) -> None:
+    """Show what `run` would do, without running anything: each check `run` (and why) or `cached`."""
+    from rich.table import Table
+
+    from modelcompat.matrix import load_matrix
+    from modelcompat.package import load_package
+    from modelcompat.plan import make_plan, plan_markdown
+    from modelcompat.store import Store
+    from modelcompat.validators.registry import Registry
+
+    try:
+        loaded = load_matrix(matrix or settings.default_matrix())
+        selected = loaded.select(cells)
+        registry = Registry.discover()
+        names = registry.select(_split(validators))
+        forced = set(registry.select(_split(force_validators))) if force_validators else set()
+        if model is None:
+            from modelcompat.demo import build_demo
+            package = build_demo()
+        else:
+            package = load_package(model)
+    except InputError as exc:
+        _fail_input(exc)
+    from modelcompat.orchestration import detect_local_resources
+
+    # Without --dask-address the cells run on this host: plan hardware routing against it.
+    offered = None if settings.dask_address() else {"local": detect_local_resources()}
+    checks = make_plan(selected, names, package, registry, store=Store(store or settings.store_uri()),
+                       force=force, force_validators=forced, env_cache=settings.env_cache(), offered=offered)
+    if markdown:
+        console.print(plan_markdown(checks), markup=False, highlight=False)
+        return
+    table = Table(title=f"plan for {package.manifest.name} {package.manifest.version} × {loaded.name}",
+                  title_justify="left")
+    table.add_column("cell", no_wrap=True)
+    table.add_column("validator")
+    table.add_column("decision")
+    table.add_column("why")
+    style = {"run": "bold", "cached": "green", "skipped": "dim"}
+    for p in checks:
+        table.add_row(p.cell.id, p.validator, f"[{style[p.decision]}]{p.decision}[/]", p.reason)
+    console.print(table)
+    counts = {d: sum(1 for p in checks if p.decision == d) for d in ("run", "cached", "skipped")}
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 @matrix_app.command("show")

@@ -161,6 +161,15 @@ def provision(runtime: RuntimeSpec, cache_dir: Path | None = None) -> RuntimeEnv
         return RuntimeEnv(runtime.id, _venv_python(root), spec_hash, "venv", time.perf_counter() - start, False)
 
 
+def existing_env(runtime: RuntimeSpec, cache_dir: Path | None = None) -> RuntimeEnv | None:
+    """The runtime's environment if it is already usable, without building anything (for planning)."""
+    spec_hash = runtime.spec_hash()
+    if runtime.env == "host":
+        return RuntimeEnv(runtime.id, Path(sys.executable), spec_hash, "host", 0.0, True)
+    root = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / spec_hash
+    return RuntimeEnv(runtime.id, _venv_python(root), spec_hash, "venv", 0.0, True) if _usable(root, spec_hash) else None
+
+
 def resolved_versions(env: RuntimeEnv) -> dict[str, str]:
     """Installed package versions: the venv's marker (all packages), or the host's key packages."""
     if env.kind == "venv":

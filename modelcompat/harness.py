@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from modelcompat.cells import Cell
-from modelcompat.environments import RuntimeEnv, env_fingerprint, provision
+from modelcompat.environments import RuntimeEnv, env_fingerprint, existing_env, provision
+from modelcompat.fingerprint import cache_key, input_components
 from modelcompat.errors import EnvironmentBuildError, ProbeError, ProbeRequestError
 from modelcompat.package import ModelPackage, load_package
 from modelcompat.probe.launcher import ProbeSession
@@ -53,14 +54,17 @@ def _report(job: CellJob, validator: str, version: str, status: Status, *, findi
     )
 
 
+def skipped_report(job: CellJob, validator: str, version: str, code: str, reason: str) -> Report:
+    """One `skipped` report with its reason as an info finding."""
+    return _report(job, validator, version, Status.SKIPPED,
+                   findings=[Finding(code=code, severity=Severity.INFO, message=reason)])
+
+
 def skipped_reports(job: CellJob, reason: str, code: str, registry: Registry | None = None) -> list[Report]:
     """Every selected validator of the cell reported `skipped` with the same reason."""
     registry = registry or Registry.discover()
-    finding = Finding(code=code, severity=Severity.INFO, message=reason)
-    return [
-        _report(job, name, getattr(registry.validators.get(name), "version", "?"), Status.SKIPPED, findings=[finding])
-        for name in job.validators
-    ]
+    return [skipped_report(job, name, getattr(registry.validators.get(name), "version", "?"), code, reason)
+            for name in job.validators]
 
 
 def _error_finding(code: str, message: str, step: str, detail: str = "", remediation: str | None = None) -> Finding:
@@ -97,6 +101,34 @@ def run_validator(validator: Validator, ctx: ValidationContext, params: Any, job
                    duration_s=time.perf_counter() - t0, started_at=started)
 
 
+# Issue 3: an artifact that fails `unsafe_serialization` is never loaded by any other validator.
+GATE = "unsafe_serialization"
+
+
+def _run_gate(runnable: list[tuple[Validator, Any]], job: CellJob, package: ModelPackage, workdir: Path,
+              evidence: Evidence, reports: dict[str, Report]) -> tuple[list[tuple[Validator, Any]], Report | None]:
+    """Run the static `unsafe_serialization` scan first (when selected); if it does not pass, every validator
+    that needs the probe is reported `skipped` (`<name>.blocked`) and dropped from `runnable`.
+
+    Fails closed: a scan that errors blocks too. Blocked reports carry no cache key, so they are never
+    reused once the scan passes (e.g. after the artifact is fixed or the allowlist extended).
+    """
+    gate = next(((v, p) for v, p in runnable if v.name == GATE), None)
+    if gate is None:
+        return runnable, None
+    ctx = ValidationContext(cell=job.cell, package=package, workdir=workdir, probe=None)
+    report = run_validator(gate[0], ctx, gate[1], job, evidence, None)
+    if report.status not in (Status.FAIL, Status.ERROR):
+        return runnable, report
+    why = "; ".join(f.message for f in report.findings if f.severity == Severity.ERROR) or report.status.value
+    for validator, _ in runnable:
+        if validator.needs_probe:
+            reports[validator.name] = skipped_report(job, validator.name, validator.version,
+                                                     f"{validator.name}.blocked",
+                                                     f"blocked by {GATE}: {why}"[:2000])
+    return [(v, p) for v, p in runnable if not v.needs_probe], report
+
+
 def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
     """Check one cell: every selected validator, in a stable order, sharing one probe process."""
     registry = registry or Registry.discover()
@@ -115,8 +147,7 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
         validator = cls()
         reason = validator.applies_to(job.cell, package)
         if reason:
-            reports[name] = _report(job, name, cls.version, Status.SKIPPED,
-                                    findings=[Finding(code=f"{name}.not_applicable", severity=Severity.INFO, message=reason)])
+            reports[name] = skipped_report(job, name, cls.version, f"{name}.not_applicable", reason)
             continue
         runnable.append((validator, cls.Params.model_validate(job.params.get(name, {}))))
 
@@ -125,10 +156,12 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
                              artifact_sha256=artifact.sha256 if artifact else None)
     with tempfile.TemporaryDirectory(prefix="modelcompat-cell-") as tmp:
         probe: ProbeSession | None = None
+        env: RuntimeEnv | None = existing_env(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
         evidence, runtime_version = base_evidence, None
+        runnable, gate_report = _run_gate(runnable, job, package, Path(tmp), base_evidence, reports)  # issue 3
         try:
             if any(v.needs_probe for v, _ in runnable):
-                env: RuntimeEnv = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
+                env = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
                 probe = ProbeSession(env.python, job.cell.id, Path(tmp), timeout_s=job.probe_timeout_s,
                                      memory_limit_mb=job.probe_memory_limit_mb)
                 info = probe.request("describe", kind=job.cell.runtime.kind)
@@ -152,7 +185,17 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
         try:
             ctx = ValidationContext(cell=job.cell, package=package, workdir=Path(tmp), probe=probe)
             for validator, params in runnable:
-                reports[validator.name] = run_validator(validator, ctx, params, job, evidence, runtime_version)
+                if validator.name == GATE and gate_report is not None:
+                    report = gate_report  # already run first by _run_gate
+                else:
+                    report = run_validator(validator, ctx, params, job, evidence, runtime_version)
+                # The key is computed where the environment really is (this worker), from what it resolved to.
+                components = input_components(type(validator), job.params.get(validator.name, {}), job.cell,
+                                              package, env)
+                if components is not None:
+                    report = report.model_copy(update={"cache_key": cache_key(components),
+                                                       "cache_inputs": components})
+                reports[validator.name] = report
         finally:
             if probe is not None:
                 probe.close()

@@ -18,3 +18,68 @@ def sha256_file(path: str | Path) -> str:
         while size := fh.readinto(buffer):
             digest.update(view[:size])
     return digest.hexdigest()
+
+
+# (device, inode, size, mtime_ns) -> digest. An unchanged file is not re-read: the same inode with the
+# same size and mtime is the same bytes for every writer that does not forge mtimes; `verify=True`
+# re-reads on demand. Kept per process and persisted next to the store (shared by later runs).
+_memo: dict[tuple[int, int, int, int], str] = {}
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _cache_file() -> Path:
+    from modelcompat import settings
+
+    return settings.home() / "hash-cache.json"
+
+
+def _load_disk_cache() -> dict[str, str]:
+    import json
+
+    try:
+        data = json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_disk_cache(entries: dict[str, str]) -> None:
+    import json
+    import os
+    import tempfile
+
+    path = _cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hash-cache-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(entries, fh)
+        os.replace(tmp, path)  # atomic: concurrent runs may lose an entry, never corrupt the file
+    except OSError:
+        pass  # the cache is an optimisation only
+
+
+def cached_sha256(path: str | Path, *, verify: bool = False) -> str:
+    """sha256 of a file, re-read only when its (inode, size, mtime) changed or when `verify` is set."""
+    path = Path(path)
+    key = _stat_key(path)
+    text_key = ":".join(map(str, key))
+    if not verify:
+        if key in _memo:
+            return _memo[key]
+        disk = _load_disk_cache()
+        if text_key in disk:
+            _memo[key] = disk[text_key]
+            return disk[text_key]
+    digest = sha256_file(path)
+    _memo[key] = digest
+    disk = _load_disk_cache()
+    disk[text_key] = digest
+    if len(disk) > 10_000:  # bound the file: drop the oldest half (insertion order)
+        disk = dict(list(disk.items())[-5_000:])
+    _save_disk_cache(disk)
+    return digest

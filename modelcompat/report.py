@@ -89,6 +89,7 @@ class Report(BaseModel):
     findings: tuple[Finding, ...] = ()
     evidence: Evidence = Field(default_factory=Evidence)
     cache_key: str | None = None
+    cache_inputs: dict[str, str] = Field(default_factory=dict, description="Input name -> what the key hashed.")
     started_at: str | None = None
 
     def summary_dict(self) -> dict[str, Any]:

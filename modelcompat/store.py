@@ -43,7 +43,7 @@ from modelcompat import __version__
 from modelcompat.errors import ModelcompatError
 from modelcompat.report import Evidence, Finding, Report, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: reports.cache_inputs
 
 _META_VERSION = b"modelcompat.schema_version"
 _META_TABLE = b"modelcompat.table"
@@ -120,6 +120,8 @@ REPORTS_SCHEMA = pa.schema(
         pa.field("environment_fingerprint", pa.string()),
         pa.field("environment", pa.map_(pa.string(), pa.string()), nullable=False),
         pa.field("cache_key", pa.string()),
+        # What the cache key was computed from (input name -> rendered value): lets a plan say what changed.
+        pa.field("cache_inputs", pa.map_(pa.string(), pa.string())),
         # Report.started_at is a free-form string; stored as such so load_reports round-trips exactly.
         pa.field("started_at", pa.string()),
         pa.field("schema_version", pa.int32(), nullable=False),
@@ -440,6 +442,7 @@ def _report_to_row(report: Report) -> dict[str, Any]:
     row: dict[str, Any] = {name: data.pop(name) for name in _REPORT_SCALARS}
     row["status"] = data.pop("status")
     row["metrics"] = data.pop("metrics")
+    row["cache_inputs"] = data.pop("cache_inputs")
     row["findings"] = data.pop("findings")
     evidence = data.pop("evidence")
     for field, column in _EVIDENCE_COLUMNS.items():
@@ -464,6 +467,7 @@ def _row_to_report(row: dict[str, Any]) -> Report:
         **data,
         status=Status(row["status"]),
         metrics=row["metrics"] or {},
+        cache_inputs=row.get("cache_inputs") or {},
         findings=tuple(Finding(**f) for f in row["findings"] or ()),
         evidence=Evidence(**evidence),
     )
@@ -514,3 +518,9 @@ def _reports_to_pandas(table: pa.Table) -> pd.DataFrame:
     frame["findings"] = [list(v) if v is not None else None for v in frame["findings"]]
     return frame
 
+
+
+def report_from_row(row: dict[str, Any]) -> Report:
+    """A `reports()` DataFrame row (as a dict) back to a Report model."""
+    clean = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
+    return _row_to_report(clean)

@@ -12,7 +12,8 @@ class Integrity(Validator):
     name = "integrity"
     version = "1"
     description = "The artifact the backend consumes matches the sha256 declared in the manifest."
-    inputs = ("artifact", "manifest.artifacts", "backend")
+    # "artifact" covers both the bytes and the declared sha256 of the artifact this backend consumes.
+    inputs = ("artifact",)
     needs_probe = False
 
     def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
