@@ -173,6 +173,7 @@ def check_matrix(
         model={"name": package.manifest.name, "version": package.manifest.version, "sha256": package.primary_sha256},
         matrix={"name": loaded_matrix.name, "path": str(loaded_matrix.path)},
         reports=reports, started_at=started.isoformat(), finished_at=finished.isoformat(),
+        plan={d: sum(1 for p in plan if p.decision == d) for d in ("run", "cached", "skipped")},
     )
     key = _artifact_key(package.manifest.name)
     create_table_artifact(key=key, table=table_rows(reports), description=f"run {run_id}: verdict {run_verdict}")

@@ -147,6 +147,8 @@ def plan(
     store: Annotated[Optional[str], typer.Option(help="Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")] = None,
     force: Annotated[bool, typer.Option(help="Plan as if nothing were cached.")] = False,
     force_validators: Annotated[Optional[str], typer.Option(help="Plan these validators as forced re-runs.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the plan as JSON here.")] = None,
+    dask_address: Annotated[Optional[str], typer.Option(help="Plan hardware routing against this Dask scheduler's workers (default: this host).")] = None,
     markdown: Annotated[bool, typer.Option(help="Print the plan as a markdown table.")] = False,
 ) -> None:
     """Show what `run` would do, without running anything: each check `run` (and why) or `cached`."""
@@ -171,12 +173,23 @@ def plan(
             package = load_package(model)
     except InputError as exc:
         _fail_input(exc)
-    from modelcompat.orchestration import detect_local_resources
+    from modelcompat.orchestration import detect_local_resources, worker_resources
 
-    # Without --dask-address the cells run on this host: plan hardware routing against it.
-    offered = None if settings.dask_address() else {"local": detect_local_resources()}
+    address = dask_address or settings.dask_address()
+    if address:
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            offered = worker_resources(client)
+    else:  # the cells will run on this host: plan hardware routing against it
+        offered = {"local": detect_local_resources()}
     checks = make_plan(selected, names, package, registry, store=Store(store or settings.store_uri()),
                        force=force, force_validators=forced, env_cache=settings.env_cache(), offered=offered)
+    if json_out:
+        json_out.write_text(json.dumps([{"cell": p.cell.id, "validator": p.validator, "decision": p.decision,
+                                         "reason": p.reason, "cache_key": p.cache_key,
+                                         "cached_from": (p.reused.cached_from or p.reused.run_id) if p.reused else None}
+                                        for p in checks], indent=2) + "\n")
     if markdown:
         console.print(plan_markdown(checks), markup=False, highlight=False)
         return

@@ -33,7 +33,8 @@ def status_counts(reports: Iterable[Report]) -> dict[str, int]:
 
 
 def run_summary(*, run_id: str, model: dict[str, str], matrix: dict[str, str], reports: list[Report],
-                started_at: str, finished_at: str, trigger: str, flow_run_id: str | None) -> dict[str, Any]:
+                started_at: str, finished_at: str, trigger: str, flow_run_id: str | None,
+                plan: dict[str, int] | None = None) -> dict[str, Any]:
     """The document `modelcompat run --json PATH` writes (see docs/run-summary.md)."""
     v = verdict(reports)
     return {
@@ -47,5 +48,6 @@ def run_summary(*, run_id: str, model: dict[str, str], matrix: dict[str, str], r
         "matrix": matrix,
         "verdict": v,
         "counts": status_counts(reports),
+        "plan": plan or {},
         "reports": [r.summary_dict() for r in reports],
     }

@@ -15,9 +15,11 @@ import yaml
 from modelcompat.matrix import load_matrix
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
+from modelcompat.validators.registry import Registry
 
 pytestmark = pytest.mark.server
 CLI = [sys.executable, "-m", "modelcompat.cli"]
+CORE = ("integrity", "loadability", "io_contract", "numerical_parity")
 
 
 def run_cli(args: list[str], api_url: str | None, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -42,7 +44,7 @@ def test_default_matrix_end_to_end(prefect_server: str, demo_package, tmp_path: 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(out.read_text())
     matrix = load_matrix(matrices_dir() / "default.yaml")
-    validators = ["integrity", "io_contract", "loadability", "numerical_parity"]
+    validators = Registry.discover().names
     assert {(r["cell"], r["validator"]) for r in summary["reports"]} == {
         (c.id, v) for c in matrix.cells for v in validators}
     assert summary["verdict"] == "pass"
@@ -54,7 +56,9 @@ def test_default_matrix_end_to_end(prefect_server: str, demo_package, tmp_path: 
             assert r["status"] == "skipped"
             assert "GPU" in r["findings"][0]["message"]
         else:
-            assert r["status"] == "pass", r
+            assert r["status"] in ("pass", "warn", "skipped"), r
+            if r["validator"] in CORE:
+                assert r["status"] == "pass", r
     # The pinned older runtime really ran in its own venv, the host runtimes in the host interpreter.
     versions = {r["cell"]: r["runtime_version"] for r in summary["reports"] if r["validator"] == "loadability"}
     assert versions["ort-1.16/cpu/ort-cpu"] == "onnxruntime 1.16.3"
@@ -86,8 +90,32 @@ def test_default_matrix_end_to_end(prefect_server: str, demo_package, tmp_path: 
     assert names == {f"check {c}" for c in ran_cells}
     artifacts = _api(prefect_server, "/artifacts/filter", {"flow_runs": {"id": {"any_": [summary["flow_run_id"]]}}})
     assert {a["type"] for a in artifacts} >= {"table", "markdown"}
-    # The table shows statuses per cell and validator.
-    assert "matrix" in proc.stdout or "verdict" in proc.stdout
+    assert any(a["key"].endswith("-plan") for a in artifacts)
+    assert "verdict" in proc.stdout
+
+    # Nothing changed: the plan reuses every check that reached a verdict, and a second run executes none
+    # of them (no task runs, hence no Dask cluster and no probe), reusing the first run's reports.
+    plan_json = tmp_path / "plan.json"
+    proc = run_cli(["plan", "--model", str(demo_package.root), "--store", str(store_dir), "--json", str(plan_json)],
+                   prefect_server, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    decisions = {(p["cell"], p["validator"]): p for p in json.loads(plan_json.read_text())}
+    verdicts = {(r["cell"], r["validator"]) for r in summary["reports"] if r["status"] in ("pass", "warn", "fail")}
+    assert {k for k, p in decisions.items() if p["decision"] == "cached"} == verdicts
+    assert {p["cached_from"] for p in decisions.values() if p["decision"] == "cached"} == {summary["run_id"]}
+    assert not [k for k, p in decisions.items() if p["decision"] == "run"]
+
+    again = tmp_path / "again.json"
+    proc = run_cli(["run", "--model", str(demo_package.root), "--store", str(store_dir), "--json", str(again)],
+                   prefect_server, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    second = json.loads(again.read_text())
+    assert second["plan"]["run"] == 0
+    cached = [r for r in second["reports"] if r["cached"]]
+    assert {(r["cell"], r["validator"]) for r in cached} == verdicts
+    assert {r["cached_from"] for r in cached} == {summary["run_id"]}
+    assert not _api(prefect_server, "/task_runs/filter", {"flow_runs": {"id": {"any_": [second["flow_run_id"]]}}})
+    assert {r.cached for r in store.load_reports(second["run_id"]) if r.status.value != "skipped"} == {True}
 
 
 def _tampered_copy(package, tmp_path: Path) -> Path:
