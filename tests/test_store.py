@@ -84,6 +84,7 @@ def make_report(run_id: str, i: int) -> Report:
             environment={"python": "3.11.9", "onnxruntime": f"1.{i % 5}.0"},
         ),
         cache_key=f"key-{i}",
+        cache_inputs={"cell": "rt/cpu/b", "params": "{}"},
         started_at="2026-01-01T12:00:00+00:00",
     )
 
@@ -380,7 +381,7 @@ def test_folders_read_as_they_are_with_pandas_and_pyarrow(tmp_path: Path) -> Non
     assert sorted(runs["run_id"]) == ["2", "r1"]
     table = ds.dataset(tmp_path / "reports", format="parquet").to_table()
     assert table.num_rows == 7 and table.schema.field("metrics").type == REPORTS_SCHEMA.field("metrics").type
-    assert pq.read_schema(tmp_path / "runs/r1.parquet").metadata[b"modelcompat.schema_version"] == b"1"
+    assert pq.read_schema(tmp_path / "runs/r1.parquet").metadata[b"modelcompat.schema_version"] == str(SCHEMA_VERSION).encode()
 
 
 def test_store_accepts_uris_and_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
