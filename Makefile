@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench freeze clean
+.PHONY: setup browser run test bench freeze clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/modelcompat run
 
-test: setup
+# The HTML report is checked in a real headless Chromium (Debian's package); installed once, quietly.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup

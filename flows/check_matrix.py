@@ -1,4 +1,4 @@
-"""Flow `check-matrix`: load → expand → resolve → plan → execute on Dask → aggregate → publish.
+"""Flow `check-matrix`: load → expand → resolve → plan → execute on Dask → compare → aggregate → publish.
 
 Thin on purpose: every step is a call into `modelcompat`; one Prefect task per cell runs that cell's
 validators on a Dask worker (one probe process per cell), so orchestration is paid per cell, not per check.
@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 
 from modelcompat import __version__, progress, settings
 from modelcompat.cells import Cell
+from modelcompat.compare import compare_reports
 from modelcompat.harness import CellJob, check_cell, skipped_report, skipped_reports
 from modelcompat.plan import make_plan, plan_markdown
 from modelcompat.matrix import load_matrix
@@ -155,10 +156,17 @@ def check_matrix(
         progress.notify("cell_done", cell=job.cell.id, reports=cell_reports)
     reports = [done[(p.cell.id, p.validator)] for p in plan]
 
+    # compare with the model's baseline, before appending: the runs row records the final verdict
+    try:
+        comparison = compare_reports(store_, package.manifest.name, reports)
+    except Exception as exc:  # an unreadable baseline must not lose the run's reports
+        logger.error("run %s: comparison with the baseline failed, verdict without it: %s", run_id, exc)
+        comparison = None
+    run_verdict = comparison.verdict(verdict(reports)) if comparison else verdict(reports)
+
     # aggregate
     finished = datetime.now(timezone.utc)
     flow_run_id = str(flow_run.id) if flow_run.id else None
-    run_verdict = verdict(reports)
     record = RunRecord(
         run_id=run_id, flow_run_id=flow_run_id, trigger=trigger, matrix=loaded_matrix.name,
         matrix_path=str(loaded_matrix.path), model_name=package.manifest.name,
@@ -174,6 +182,7 @@ def check_matrix(
         matrix={"name": loaded_matrix.name, "path": str(loaded_matrix.path)},
         reports=reports, started_at=started.isoformat(), finished_at=finished.isoformat(),
         plan={d: sum(1 for p in plan if p.decision == d) for d in ("run", "cached", "skipped")},
+        comparison=comparison,
     )
     key = _artifact_key(package.manifest.name)
     create_table_artifact(key=key, table=table_rows(reports), description=f"run {run_id}: verdict {run_verdict}")

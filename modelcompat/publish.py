@@ -30,6 +30,7 @@ def markdown_summary(summary: dict[str, Any]) -> str:
         " · ".join(f"{k}: {v}" for k, v in summary["counts"].items() if v),
         "",
     ]
+    lines += regressions_markdown(summary)
     problems = [r for r in summary["reports"] if r["status"] in ("fail", "error", "warn")]
     if problems:
         lines += ["| cell | validator | status | finding | remediation |", "|---|---|---|---|---|"]
@@ -42,3 +43,34 @@ def markdown_summary(summary: dict[str, Any]) -> str:
     else:
         lines.append("No check failed.")
     return "\n".join(lines) + "\n"
+
+
+_SEVERITY_ICON = {"critical": "🟥 critical", "major": "🟧 major", "minor": "🟨 minor", "info": "info"}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def regressions_markdown(summary: dict[str, Any]) -> list[str]:
+    """The regressions against the baseline, most severe first, each with its remediation."""
+    regressions = summary.get("regressions") or []
+    baseline = summary.get("baseline_run_id")
+    if not baseline:
+        return ["No baseline for this model yet: promote a run with `modelcompat baseline promote RUN_ID`.", ""]
+    if not regressions:
+        return [f"No regression against baseline run `{baseline}`.", ""]
+    lines = [f"## {len(regressions)} regression(s) against baseline run `{baseline}`", "",
+             "| severity | cell | validator | change | remediation |", "|---|---|---|---|---|"]
+    order = ("critical", "major", "minor", "info")
+    for r in sorted(regressions, key=lambda r: order.index(r["severity"])):
+        if r["kind"] == "status":
+            what = f"{r['from']} → {r['to']}"
+        else:
+            delta = f" ({r['delta_pct']:+.1f}%)" if r.get("delta_pct") is not None else ""
+            what = f"`{r['metric']}` {_fmt(r['from'])} → {_fmt(r['to'])}{delta}"
+        if r.get("note"):
+            what += f"<br>{r['note']}".replace("|", "\\|")
+        fix = (r.get("remediation") or "").replace("|", "\\|")
+        lines.append(f"| {_SEVERITY_ICON[r['severity']]} | `{r['cell']}` | {r['validator']} | {what} | {fix} |")
+    return lines + [""]

@@ -320,6 +320,14 @@ class Store:
         table = self._read_reports_file((runs.column("reports_file")[0].as_py(), run_id))
         return [_row_to_report(row) for row in table.to_pylist(maps_as_pydicts="strict")]
 
+    def run(self, run_id: str) -> RunRecord | None:
+        """The committed run ``run_id`` (reads its one runs file), or None."""
+        table = self._run_table(run_id)
+        if table is None:
+            return None
+        row = table.to_pylist()[0]
+        return RunRecord(**{k: v for k, v in row.items() if k in RunRecord.model_fields})
+
     def latest_run(self, model_name: str | None = None) -> RunRecord | None:
         """The committed run with the latest ``started_at`` (of ``model_name`` if given), or None."""
         rows = self._runs_table().to_pylist()

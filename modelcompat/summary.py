@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelcompat.report import Report, Status
+
+if TYPE_CHECKING:
+    from modelcompat.compare import Comparison
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 SUMMARY_SCHEMA_VERSION = 1
@@ -34,9 +37,15 @@ def status_counts(reports: Iterable[Report]) -> dict[str, int]:
 
 def run_summary(*, run_id: str, model: dict[str, str], matrix: dict[str, str], reports: list[Report],
                 started_at: str, finished_at: str, trigger: str, flow_run_id: str | None,
-                plan: dict[str, int] | None = None) -> dict[str, Any]:
-    """The document `modelcompat run --json PATH` writes (see docs/run-summary.md)."""
+                plan: dict[str, int] | None = None, comparison: Comparison | None = None) -> dict[str, Any]:
+    """The document `modelcompat run --json PATH` writes (see docs/run-summary.md).
+
+    With ``comparison`` (the run against its baseline), ``verdict`` is the final one: the run's own
+    `fail`/`error` first, else `regressed` when a regression is found.
+    """
     v = verdict(reports)
+    if comparison is not None:
+        v = comparison.verdict(v)
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "run_id": run_id,
@@ -49,5 +58,7 @@ def run_summary(*, run_id: str, model: dict[str, str], matrix: dict[str, str], r
         "verdict": v,
         "counts": status_counts(reports),
         "plan": plan or {},
+        "baseline_run_id": comparison.baseline_run_id if comparison else None,
+        "regressions": [c.to_json() for c in comparison.regressions] if comparison else [],
         "reports": [r.summary_dict() for r in reports],
     }
