@@ -1,4 +1,4 @@
-"""`modelcompat` command line: run, plan, matrix show, validators, package, demo.
+"""`modelcompat` command line: run, plan, matrix show, validators, package, demo, baseline, history, report.
 
 Exit codes: 0 all pass/warn/skipped · 1 a fail (or regression) · 2 invalid input, nothing run · 3 an error, no fail.
 """
@@ -21,6 +21,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Catch incompatibilities between ML model artifacts and the serving runtimes they will run on.")
 matrix_app = typer.Typer(no_args_is_help=True, help="Inspect compatibility matrices.")
 app.add_typer(matrix_app, name="matrix")
+registry_app = typer.Typer(no_args_is_help=True, help="The local model registry (versions, aliases, verdicts).")
+app.add_typer(registry_app, name="registry")
+alias_app = typer.Typer(no_args_is_help=True, help="Model version aliases (e.g. production).")
+registry_app.add_typer(alias_app, name="alias")
+baseline_app = typer.Typer(no_args_is_help=True, help="Accepted baselines: promote a run, show a model's baseline.")
+app.add_typer(baseline_app, name="baseline")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -284,6 +290,284 @@ def demo(
 
     pkg = build_demo(out, force=force)
     console.print(f"demo package: {pkg.root}")
+
+
+StoreOption = Annotated[Optional[str], typer.Option(help="Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")]
+
+
+def _store(uri: str | None):
+    from modelcompat.store import Store
+
+    return Store(uri or settings.store_uri())
+
+
+@baseline_app.command("promote")
+def baseline_promote(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run whose reports become the baseline.")] = None,
+    rule: Annotated[Optional[str], typer.Option(help="Pick the run by rule instead: last-passing (needs --model).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name, with --rule.")] = None,
+    cells: Annotated[Optional[str], typer.Option(help="Only cells matching these glob(s), comma-separated.")] = None,
+    validators: Annotated[Optional[str], typer.Option(help="Only these validators (comma-separated).")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Make a run (or the run a rule picks) the accepted baseline of its model, per cell × validator."""
+    from modelcompat.baseline import promote, promote_rule
+
+    try:
+        if (run_id is None) == (rule is None):
+            raise InputError("give either RUN_ID or --rule", field="RUN_ID/--rule",
+                             fix="modelcompat baseline promote RUN_ID, or --rule last-passing --model NAME")
+        if rule is not None:
+            if model is None:
+                raise InputError("--rule needs --model", field="--model", fix="--rule last-passing --model NAME")
+            promotion = promote_rule(_store(store), model, rule)
+        else:
+            promotion = promote(_store(store), run_id, cells=_split(cells), validators=_split(validators))
+    except InputError as exc:
+        _fail_input(exc)
+    statuses = ", ".join(f"{s} {n}" for s, n in sorted(_count(p[2] for p in promotion.pointers).items()))
+    console.print(f"promoted run {promotion.run_id} as the baseline of {promotion.model}: "
+                  f"{len(promotion.pointers)} checks ({statuses}) by {promotion.promoted_by}"
+                  + (f" (rule {promotion.rule})" if promotion.rule != "manual" else ""), highlight=False)
+
+
+def _count(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+@baseline_app.command("show")
+def baseline_show(
+    model: Annotated[str, typer.Argument(help="Model name (as in its manifest).")],
+    store: StoreOption = None,
+) -> None:
+    """Print a model's baseline (cell × validator → run) and its promotion history."""
+    from rich.table import Table
+
+    from modelcompat.baseline import promotions
+
+    history = promotions(_store(store), model)
+    if not history:
+        _fail_input(InputError(f"no baseline for model {model!r}", field="MODEL",
+                               fix="promote a run: `modelcompat baseline promote RUN_ID` "
+                                   "or `--rule last-passing --model NAME`"))
+    current: dict[tuple[str, str], tuple[str, str, Any]] = {}
+    for p in history:
+        for cell, validator, status in p.pointers:
+            current[(cell, validator)] = (p.run_id, status, p)
+    table = Table(title=f"baseline of {model}: {len(current)} checks", title_justify="left")
+    for col in ("cell", "validator", "status", "run", "promoted"):
+        table.add_column(col, no_wrap=col in ("cell", "run"))
+    for (cell, validator), (rid, status, p) in sorted(current.items()):
+        table.add_row(cell, validator, status, rid, f"{p.promoted_at:%Y-%m-%d %H:%M} by {p.promoted_by}")
+    console.print(table)
+    log = Table(title="promotions (oldest first)", title_justify="left")
+    for col in ("when", "by", "run", "rule", "checks"):
+        log.add_column(col)
+    for p in history:
+        log.add_row(f"{p.promoted_at:%Y-%m-%d %H:%M:%S}", p.promoted_by, p.run_id, p.rule, str(len(p.pointers)))
+    console.print(log)
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _spark(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    if hi - lo <= 0:
+        return _SPARK[3] * len(values)
+    return "".join(_SPARK[round((v - lo) / (hi - lo) * (len(_SPARK) - 1))] for v in values)
+
+
+@app.command()
+def history(
+    model: Annotated[str, typer.Argument(help="Model name (as in its manifest).")],
+    cell: Annotated[Optional[str], typer.Option(help="Only cells matching this glob.")] = None,
+    validator: Annotated[Optional[str], typer.Option(help="Only this validator.")] = None,
+    metric: Annotated[str, typer.Option(help="The metric to follow (glob allowed).")] = "p95_latency_ms",
+    runs: Annotated[int, typer.Option(min=1, help="How many of the latest runs.")] = 20,
+    store: StoreOption = None,
+) -> None:
+    """Print a metric's trend over a model's runs: one row per run, one column per cell × validator."""
+    from rich.table import Table
+
+    from modelcompat.baseline import pointers
+    from modelcompat.history import metric_history
+
+    store_ = _store(store)
+    frame = metric_history(store_, model, cell=cell, validator=validator, metric=metric, limit=runs)
+    if frame.empty:
+        known = sorted(set(store_.runs()["model_name"]))
+        _fail_input(InputError(f"no {metric!r} values for model {model!r}"
+                               + (f" in cells {cell!r}" if cell else "")
+                               + (f" of validator {validator!r}" if validator else ""),
+                               fix=f"models in the store: {', '.join(known) or '(none)'}; "
+                                   "metrics are named like p95_latency_ms, max_abs_diff, peak_rss_mb"))
+    baseline_runs = set(pointers(store_, model).values())
+    series = list(dict.fromkeys(zip(frame["cell"], frame["validator"], frame["metric"])))
+    shown, hidden = series[:6], len(series) - 6
+    run_rows = frame.drop_duplicates("run_id")[["run_id", "started_at", "model_version", "verdict"]]
+    values = {(r.run_id, r.cell, r.validator, r.metric): r.value for r in frame.itertuples(index=False)}
+    table = Table(title=f"{model}: {metric} over {len(run_rows)} runs (★ baseline)", title_justify="left")
+    for col in ("run", "started", "version", "verdict"):
+        table.add_column(col, no_wrap=True)
+    for c, v, m in shown:
+        table.add_column(f"{c}\n{v}" + (f"\n{m}" if m != metric else ""), justify="right")
+    previous: dict[tuple[str, str, str], float] = {}
+    for r in run_rows.itertuples(index=False):
+        cells_out = []
+        for key in shown:
+            value = values.get((r.run_id, *key))
+            if value is None:
+                cells_out.append("-")
+                continue
+            before = previous.get(key)
+            delta = f" ({(value - before) / before * 100:+.0f}%)" if before else ""
+            style = "red" if before and value > before * 1.1 else "green" if before and value < before * 0.9 else ""
+            cells_out.append(f"[{style}]{value:.4g}{delta}[/{style}]" if style else f"{value:.4g}{delta}")
+            previous[key] = value
+        mark = " ★" if r.run_id in baseline_runs else ""
+        table.add_row(r.run_id + mark, f"{r.started_at:%Y-%m-%d %H:%M}", r.model_version, r.verdict or "", *cells_out)
+    trend = [_spark([values[(rid, *key)] for rid in run_rows["run_id"] if (rid, *key) in values]) for key in shown]
+    table.add_section()
+    table.add_row("trend", "", "", "", *trend)
+    console.print(table)
+    if hidden > 0:
+        console.print(f"{hidden} more series not shown; narrow with --cell, --validator or --metric", style="dim")
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run to report on.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="html | md | json | junit")] = "md",
+    out: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Render a stored run: HTML (heatmap + trends, self-contained), markdown, JSON summary or JUnit XML."""
+    formats = ("html", "md", "json", "junit")
+    try:
+        if format not in formats:
+            raise InputError(f"unknown format {format!r}", field="--format", fix="one of: " + ", ".join(formats))
+        from modelcompat.run_report import summary_from_store
+
+        store_ = _store(store)
+        summary, _ = summary_from_store(store_, run_id)
+    except InputError as exc:
+        _fail_input(exc)
+    if format == "json":
+        text = json.dumps(summary, indent=2, default=str) + "\n"
+    elif format == "md":
+        from modelcompat.publish import markdown_summary
+
+        text = markdown_summary(summary)
+    elif format == "junit":
+        from modelcompat.render_junit import render_junit
+
+        text = render_junit(summary)
+    else:
+        from modelcompat.history import metric_history
+        from modelcompat.render_html import KEY_METRICS, render_html
+
+        record = store_.run(run_id)
+        hist = metric_history(store_, summary["model"]["name"], until=record.started_at, limit=30)
+        hist = hist[hist["metric"].isin(KEY_METRICS)]
+        text = render_html(summary, hist)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    err_console.print(f"{format} report of run {run_id} written to {out}", highlight=False)
+
+
+@registry_app.command("register")
+def registry_register(
+    package_dir: Annotated[Path, typer.Argument(help="Model package folder.")],
+    registry: Annotated[Optional[Path], typer.Option(help="Registry folder (default: $MODELCOMPAT_REGISTRY or .modelcompat/registry).")] = None,
+) -> None:
+    """Register a package as a model version and emit `model.version.registered` to Prefect."""
+    from modelcompat.model_registry import LocalRegistry, emit_registered
+
+    try:
+        entry = LocalRegistry(registry).register(package_dir)
+    except InputError as exc:
+        _fail_input(exc)
+    console.print(f"registered {entry['name']} {entry['version']} ({entry['sha256'][:12]}…)")
+    if os.environ.get("PREFECT_API_URL"):
+        emit_registered(entry["name"], entry["version"], entry["package"])
+        console.print("event model.version.registered emitted")
+    else:
+        console.print("PREFECT_API_URL is not set: no event emitted (nothing would receive it)", style="yellow")
+
+
+@registry_app.command("list")
+def registry_list(
+    registry: Annotated[Optional[Path], typer.Option(help="Registry folder.")] = None,
+) -> None:
+    """List registered models, their versions, aliases and last verdicts."""
+    from rich.table import Table
+
+    from modelcompat.model_registry import LocalRegistry
+
+    reg = LocalRegistry(registry)
+    table = Table(title=f"registry {reg.root}", title_justify="left")
+    for col in ("model", "version", "aliases", "verdict", "run", "package"):
+        table.add_column(col)
+    for name in reg.models():
+        data = reg.model(name)
+        for version, entry in sorted(data["versions"].items(), key=lambda kv: kv[1].get("registered_at", "")):
+            aliases = ", ".join(a for a, v in data["aliases"].items() if v == version)
+            table.add_row(name, version, aliases, entry.get("verdict") or "-", entry.get("run_id") or "-",
+                          entry.get("package", ""))
+    console.print(table)
+
+
+@alias_app.command("set")
+def registry_alias_set(
+    model_name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias, e.g. production.")],
+    version: Annotated[str, typer.Argument(help="Version the alias points to.")],
+    registry: Annotated[Optional[Path], typer.Option(help="Registry folder.")] = None,
+) -> None:
+    """Point an alias at a version and emit `model.version.alias_set`."""
+    from modelcompat.model_registry import LocalRegistry, emit_alias_set
+
+    try:
+        LocalRegistry(registry).set_alias(model_name, alias, version)
+    except InputError as exc:
+        _fail_input(exc)
+    console.print(f"{model_name}@{alias} -> {version}")
+    if os.environ.get("PREFECT_API_URL"):
+        emit_alias_set(model_name, alias, version)
+
+
+@app.command()
+def serve(
+    limit: Annotated[Optional[int], typer.Option(help="Most runs executed at once.")] = None,
+) -> None:
+    """Serve the nightly-matrix, on-model-registered and validate-one deployments (needs PREFECT_API_URL)."""
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail_input(InputError("PREFECT_API_URL is not set", field="PREFECT_API_URL",
+                               fix="start a server (`modelcompat server`) and export "
+                                   "PREFECT_API_URL=http://127.0.0.1:4200/api"))
+    from modelcompat.deployments import serve as serve_deployments
+
+    serve_deployments(limit=limit)
+
+
+@app.command()
+def server(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4200,
+    host: Annotated[str, typer.Option(help="Address to bind; the default keeps it on this machine.")] = "127.0.0.1",
+) -> None:
+    """Start a local Prefect server (UI and API), bound to 127.0.0.1 by default."""
+    import subprocess
+
+    prefect = Path(sys.executable).with_name("prefect")
+    console.print(f"Prefect UI and API on http://{host}:{port} — export PREFECT_API_URL=http://{host}:{port}/api")
+    raise typer.Exit(subprocess.call([str(prefect), "server", "start", "--host", host, "--port", str(port)]))
 
 
 def main() -> None:

@@ -17,6 +17,11 @@ def store_uri() -> str:
     return os.environ.get("MODELCOMPAT_STORE") or str(home() / "store")
 
 
+def registry_dir() -> Path:
+    """`MODELCOMPAT_REGISTRY`: the local model registry folder; default `$MODELCOMPAT_HOME/registry`."""
+    return Path(os.environ.get("MODELCOMPAT_REGISTRY") or home() / "registry")
+
+
 def env_cache() -> Path:
     """`MODELCOMPAT_ENV_CACHE`: where isolated runtime venvs are cached, shared across projects."""
     return Path(os.environ.get("MODELCOMPAT_ENV_CACHE", Path.home() / ".cache" / "modelcompat" / "envs"))

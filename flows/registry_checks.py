@@ -1,0 +1,97 @@
+"""Flows for the three daily uses: the nightly matrix, a registry event, one validator from the UI.
+
+Each resolves model versions through the registry, runs `check-matrix` as a subflow on its own Dask
+task runner, and writes the verdict back beside the version.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from modelcompat import settings
+from modelcompat.flows.check_matrix import check_matrix
+from modelcompat.model_registry import LocalRegistry
+from modelcompat.orchestration import make_task_runner
+from modelcompat.validators.registry import Registry
+
+# The UI shows this as a dropdown of the validators installed where the deployment is served.
+ValidatorName = Enum("ValidatorName", {n: n for n in Registry.discover().names}, type=str)  # type: ignore[misc]
+
+
+def _check_version(name: str, version: str, *, matrix: str | None, trigger: str, validators: list[str] | None = None,
+                   cells: str | None = None, params: dict[str, dict[str, Any]] | None = None,
+                   force_validators: list[str] | None = None) -> dict[str, Any]:
+    registry = LocalRegistry()
+    entry = registry.version(name, version)
+    runner = make_task_runner(settings.dask_address(), settings.workers())
+    summary = check_matrix.with_options(task_runner=runner)(
+        matrix=matrix, model=entry["package"], validators=validators, cells=cells, params=params,
+        force_validators=force_validators, trigger=trigger)
+    registry.record_verdict(name, entry["version"], verdict=summary["verdict"], run_id=summary["run_id"],
+                            report=f"modelcompat report {summary['run_id']} --format html")
+    get_run_logger().info("%s %s: verdict %s (run %s)", name, entry["version"], summary["verdict"], summary["run_id"])
+    return {"model": name, "version": entry["version"], "verdict": summary["verdict"], "run_id": summary["run_id"]}
+
+
+def _name_event_run() -> str:
+    p = flow_run.parameters
+    return f"check {p.get('model_name')} {p.get('version')} (registry event)"
+
+
+@flow(name="on-model-registered", flow_run_name=_name_event_run)
+def on_model_registered(model_name: str, version: str, matrix: str | None = None) -> dict[str, Any]:
+    """Check a model version when it is registered (or an alias moves to it); write the verdict back."""
+    return _check_version(model_name, version, matrix=matrix, trigger="registry_event")
+
+
+@flow(name="nightly-matrix", flow_run_name="nightly matrix")
+def nightly_matrix(matrix: str | None = None, production_alias: str = "production") -> list[dict[str, Any]]:
+    """Every registered model: its latest version and the version holding the production alias."""
+    registry = LocalRegistry()
+    results = []
+    for name in registry.models():
+        data = registry.model(name)
+        versions = {registry.latest(name)}
+        if production_alias in data["aliases"]:
+            versions.add(data["aliases"][production_alias])
+        for version in sorted(versions):
+            results.append(_check_version(name, version, matrix=matrix or str(settings.matrices_dir() / "nightly.yaml"),
+                                          trigger="schedule"))
+    return results
+
+
+def _name_one_run() -> str:
+    p = flow_run.parameters
+    validator = getattr(p.get("validator"), "value", p.get("validator"))
+    return f"{validator} on {p.get('cells') or 'all cells'} of {p.get('model_name')} {p.get('version')}"
+
+
+@flow(name="validate-one", flow_run_name=_name_one_run)
+def validate_one(
+    model_name: str,
+    validator: ValidatorName,  # type: ignore[valid-type]
+    cells: str = "*",
+    version: str = "latest",
+    params: dict[str, Any] | None = None,
+    matrix: str | None = None,
+    force: bool = True,
+) -> dict[str, Any]:
+    """Re-run one validator on one cell (or a filter of cells) of a registered model version.
+
+    Args:
+        model_name: registered model name.
+        validator: the validator to re-run.
+        cells: cell id or glob(s), comma-separated, e.g. `ort-1.16/cpu/*`.
+        version: version or alias; `latest` = the most recently registered.
+        params: the validator's own parameters (see `modelcompat validators`).
+        matrix: matrix YAML; default matrices/default.yaml.
+        force: re-run even if an identical check is stored.
+    """
+    name = getattr(validator, "value", validator)
+    registry = LocalRegistry()
+    resolved = registry.latest(model_name) if version == "latest" else version
+    return _check_version(model_name, resolved, matrix=matrix, trigger="ui", validators=[name], cells=cells,
+                          params={name: params} if params else None, force_validators=[name] if force else None)

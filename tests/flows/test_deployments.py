@@ -1,0 +1,105 @@
+"""The deployments against a real Prefect server and a real `modelcompat serve` process."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from modelcompat import deployments
+from modelcompat.model_registry import LocalRegistry
+from modelcompat.settings import REPO_ROOT, matrices_dir
+from modelcompat.store import Store
+
+CLI = [sys.executable, "-m", "modelcompat.cli"]
+
+
+def test_prefect_yaml_matches_the_served_deployments() -> None:
+    declared = {d["name"]: d for d in yaml.safe_load((REPO_ROOT / "deployments" / "prefect.yaml").read_text())["deployments"]}
+    served = {d.name: d for d in deployments.build_deployments()}
+    assert set(declared) == set(served) == {"nightly-matrix", "on-model-registered", "validate-one"}
+    for name, spec in declared.items():
+        assert spec["entrypoint"].split(":")[1] == served[name].entrypoint.split(":")[1]
+    cron = declared["nightly-matrix"]["schedules"][0]
+    schedule = served["nightly-matrix"].schedules[0].schedule
+    assert (cron["cron"], cron["timezone"]) == (schedule.cron, schedule.timezone)
+    trigger = declared["on-model-registered"]["triggers"][0]
+    served_trigger = served["on-model-registered"].triggers[0]
+    assert set(trigger["expect"]) == set(served_trigger.expect)
+    assert trigger["parameters"] == served_trigger.parameters
+
+
+def _wait(predicate, timeout: float, what: str, interval: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def served(prefect_server: str, tmp_path: Path):
+    """`modelcompat serve` running against the test's server, with its own home, store and registry."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "MODELCOMPAT_HOME": str(tmp_path / "home"),
+           "MODELCOMPAT_MATRIX": str(matrices_dir() / "smoke.yaml"), "MODELCOMPAT_WORKERS": "1",
+           "PREFECT_LOGGING_LEVEL": "WARNING", "DASK_LOGGING__DISTRIBUTED": "warning"}
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([*CLI, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def deployments_up():
+        resp = httpx.post(f"{prefect_server}/deployments/filter", json={}, timeout=10)
+        names = {d["name"] for d in resp.json()} if resp.status_code == 200 else set()
+        return {"on-model-registered", "validate-one", "nightly-matrix"} <= names
+    try:
+        _wait(deployments_up, 120, "the served deployments")
+        time.sleep(3)  # let the served deployments' trigger reach the event service
+        yield env
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.mark.server
+def test_registering_a_version_triggers_its_check_and_writes_the_verdict_back(served, demo_package, tmp_path) -> None:
+    env = served
+    proc = subprocess.run([*CLI, "registry", "register", str(demo_package.root)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "event model.version.registered emitted" in proc.stdout
+    registry = LocalRegistry(Path(env["MODELCOMPAT_HOME"]) / "registry")
+    entry = _wait(lambda: (e := registry.version("demo-mlp", "1.0.0")).get("verdict") and e, 300,
+                  "the verdict in the registry", interval=3)
+    assert entry["verdict"] == "pass"
+    store = Store(str(Path(env["MODELCOMPAT_HOME"]) / "store"))
+    run = store.runs().set_index("run_id").loc[entry["run_id"]]
+    assert run["trigger"] == "registry_event"
+    assert run["model_name"] == "demo-mlp" and run["model_version"] == "1.0.0"
+    assert {r.cell for r in store.load_reports(entry["run_id"])} == {"host-ort/cpu/ort-cpu", "host-torch/cpu/torch-eager"}
+
+    # validate-one through the API: just that validator on just that cell, re-run (not reused).
+    api = env["PREFECT_API_URL"]
+    deployment = httpx.get(f"{api}/deployments/name/validate-one/validate-one", timeout=10).json()
+    flow_run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", timeout=10, json={
+        "parameters": {"model_name": "demo-mlp", "validator": "loadability", "cells": "host-ort/cpu/*"}}).json()
+    state = _wait(lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run['id']}", timeout=10).json()["state_type"])
+                  in ("COMPLETED", "FAILED", "CRASHED") and s, 300, "the validate-one run", interval=3)
+    assert state == "COMPLETED"
+    latest = store.runs().iloc[-1]
+    assert latest["trigger"] == "ui"
+    reports = store.load_reports(latest["run_id"])
+    assert [(r.cell, r.validator, r.cached) for r in reports] == [("host-ort/cpu/ort-cpu", "loadability", False)]
+    assert reports[0].status.value == "pass"
+    assert registry.version("demo-mlp", "1.0.0")["run_id"] == latest["run_id"]
