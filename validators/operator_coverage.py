@@ -1,0 +1,142 @@
+"""`operator_coverage`: every node has a kernel on the cell's execution provider, at load and at run time.
+
+The provider is loaded alone with CPU fallback disabled, so a node it cannot run is an error instead of
+a silent move to the CPU provider; then the payload is run, because a kernel can be missing only for
+the types seen at run time.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from modelcompat.cells import Cell
+from modelcompat.package import ModelPackage
+from modelcompat.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
+
+# onnxruntime: "Could not find an implementation for Erf(13) node with name 'node_erf'"
+_MISSING_KERNEL = re.compile(r"Could not find an implementation for (?P<op>[\w.]+)\((?P<opset>\d+)\) node with name "
+                             r"'(?P<node>[^']*)'")
+_FALLBACK = re.compile(r"fallback to CPU EP has been explicitly disabled|assigned to the default CPU EP", re.I)
+
+
+def _all_nodes(graph: Any) -> list[Any]:
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                nodes += _all_nodes(attr.g)
+            for g in attr.graphs:
+                nodes += _all_nodes(g)
+    return nodes
+
+
+class _Graph:
+    """Static view of the model (no external data): nodes by name and the element type of every value."""
+
+    def __init__(self, path: str) -> None:
+        import onnx
+
+        model = onnx.load(path, load_external_data=False)
+        self.opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
+        try:
+            model = onnx.shape_inference.infer_shapes(model)
+        except Exception:  # inference is a courtesy for the message; the check does not depend on it
+            pass
+        self.nodes = _all_nodes(model.graph)
+        self.types: dict[str, str] = {}
+        for vi in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+            if vi.type.HasField("tensor_type"):
+                self.types[vi.name] = onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower()
+        for init in model.graph.initializer:
+            self.types[init.name] = onnx.TensorProto.DataType.Name(init.data_type).lower()
+
+    def node(self, name: str) -> Any | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def input_types(self, node: Any) -> list[str]:
+        return [self.types.get(i, "?") for i in node.input if i]
+
+
+def _missing_kernel(match: re.Match[str], graph: _Graph, provider: str, runtime: str, step: str) -> Finding:
+    op, opset, node_name = match["op"], match["opset"], match["node"]
+    node = graph.node(node_name)
+    domain = (node.domain or "ai.onnx") if node is not None else "?"
+    types = ", ".join(graph.input_types(node)) if node is not None else "?"
+    where = "loading" if step == "load" else "running the payload (the model loaded: loading is not running)"
+    return Finding(
+        code="operator_coverage.missing_kernel", severity=Severity.ERROR, step=step,
+        message=f"{runtime} {provider} has no kernel for {op} ({domain} opset {opset}) with input types "
+                f"[{types}] at node {node_name!r}; found while {where}",
+        observed=f"{domain}::{op}({opset}) [{types}] node {node_name!r}",
+        expected=f"a {provider} kernel for {op}({opset}) on these types",
+        remediation=f"cast the inputs of {node_name!r} to a type the provider implements (e.g. float32) or "
+                    f"replace the op at export; or use a runtime version / execution provider that implements "
+                    f"{op}({opset}) for [{types}]")
+
+
+class OperatorCoverage(Validator):
+    name = "operator_coverage"
+    version = "1"
+    description = ("Every node has a kernel on the cell's execution provider (no silent CPU fallback), "
+                   "both when loading and when running the payload.")
+    inputs = ("artifact", "payload", "runtime", "hardware", "backend")
+
+    def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
+        if cell.backend.runtime != "onnxruntime":
+            return f"kernel coverage per execution provider is an onnxruntime notion; backend {cell.backend.id} is torch"
+        return super().applies_to(cell, package)
+
+    def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        assert ctx.probe is not None
+        try:
+            graph = _Graph(str(ctx.artifact_path))
+        except Exception as exc:
+            return Outcome(findings=[Finding(
+                code="operator_coverage.unreadable", severity=Severity.ERROR, step="read",
+                message=f"{ctx.artifact.path} is not a readable ONNX model: {type(exc).__name__}: {exc}"[:2000],
+                remediation="re-export the model; see the loadability report")])
+        provider = ctx.cell.backend.provider or "CPUExecutionProvider"
+        result = ctx.probe.request("kernel_check", artifact=str(ctx.artifact_path),
+                                   backend=ctx.cell.backend.model_dump(mode="json"),
+                                   inputs=str(ctx.package.resolve(ctx.package.manifest.payload)))
+        runtime = result.get("runtime_version") or ctx.cell.runtime.id
+        metrics = {"nodes_total": float(len(graph.nodes)), "nodes_unsupported": 0.0}
+        findings: list[Finding] = []
+        if not result.get("provider_available"):
+            findings.append(Finding(
+                code="operator_coverage.provider_unavailable", severity=Severity.WARN, step="load",
+                message=f"{provider} is not available in {runtime} here (available: "
+                        f"{', '.join(result.get('available_providers') or [])}): coverage could not be assessed",
+                observed=", ".join(result.get("available_providers") or []), expected=provider,
+                remediation="run this cell on a worker whose runtime build ships the provider (see hardware_support)"))
+            return Outcome(metrics=metrics, findings=findings, runtime_version=runtime)
+        for step, text in (("load", result.get("message")), ("run", result.get("run_message"))):
+            if not text:
+                continue
+            match = _MISSING_KERNEL.search(text)
+            if match:
+                metrics["nodes_unsupported"] += 1
+                findings.append(_missing_kernel(match, graph, provider, runtime, step))
+            elif _FALLBACK.search(text):
+                findings.append(Finding(
+                    code="operator_coverage.cpu_fallback", severity=Severity.WARN, step=step,
+                    message=f"{provider} cannot run every node of {ctx.artifact.path}: with fallback allowed, "
+                            f"onnxruntime would silently run them on the CPU provider ({text[:500]})",
+                    observed=text[:1000], expected=f"every node on {provider}",
+                    remediation="find the nodes with session option log_severity_level=0 (node placement) and "
+                                "change their op/dtype at export, or accept the CPU round-trips"))
+            elif step == "load":
+                # Not a coverage problem (IR/opset, invalid model…): the loadability report classifies it.
+                findings.append(Finding(
+                    code="operator_coverage.not_assessed", severity=Severity.WARN, step=step,
+                    message=f"{runtime} refused the model for a reason other than a missing kernel, so kernel "
+                            f"coverage could not be assessed: {text[:1000]}",
+                    remediation="see the loadability and opset_support reports of this cell"))
+            else:
+                findings.append(Finding(
+                    code="operator_coverage.run_failed", severity=Severity.ERROR, step=step,
+                    message=f"{runtime} loaded the model but failed running the payload: {text[:1000]}",
+                    remediation="see the io_contract report; reproduce with the package's payload"))
+        return Outcome(metrics=metrics, findings=findings, runtime_version=runtime)
