@@ -107,6 +107,33 @@ class ValidationContext:
             )
         return self._loaded
 
+    def load_variant(self, artifact: Path | None = None, **options: Any) -> dict[str, Any]:
+        """Load another file (e.g. an fp16 conversion) or the artifact with extra load options.
+
+        `options` are probe load arguments such as `intra_op_threads`. The variant replaces the model
+        the probe holds, so the next `load()` / `run_payload()` reloads the package's artifact.
+        """
+        assert self.probe is not None, "this validator declares needs_probe = False"
+        self._loaded = None
+        self._outputs = None
+        return self.probe.request(
+            "load",
+            artifact=str(artifact or self.artifact_path),
+            format=self.artifact.format,
+            backend=self.cell.backend.model_dump(mode="json"),
+            input_names=[t.name for t in self.package.manifest.contract.inputs],
+            output_names=[t.name for t in self.package.manifest.contract.outputs],
+            **options,
+        )
+
+    def run_loaded(self, name: str) -> dict[str, np.ndarray]:
+        """Outputs of one inference on the payload with whatever model the probe holds now (no caching)."""
+        assert self.probe is not None, "this validator declares needs_probe = False"
+        out = self.workdir / f"outputs-{name}.npz"
+        self.probe.request("run", inputs=str(self.package.resolve(self.package.manifest.payload)), outputs=str(out))
+        with np.load(out, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+
     def run_payload(self) -> dict[str, np.ndarray]:
         """Outputs of one inference on the package's payload, by output name (cached per load)."""
         loaded = self.load()

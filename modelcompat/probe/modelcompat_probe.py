@@ -4,7 +4,7 @@ Runs under any interpreter (Python >= 3.8) with only the stdlib importable for s
 torch are imported lazily by the ops that need them, and modelcompat itself is never imported.
 """
 # Protocol (one JSON object per line):
-#   request: {"id": n, "op": "describe|load|run|fault|shutdown", "args": {...}}
+#   request: {"id": n, "op": "describe|load|run|try_load_many|kernel_check|fault|shutdown", "args": {...}}
 #   reply:   {"id": n, "ok": true, "result": {...}}
 #         or {"id": n, "ok": false, "error_type": "ClassName", "message": "...", "traceback": "last lines"}
 # Replies go to a private duplicate of the original stdout; fd 1 itself is pointed at stderr, because
@@ -131,6 +131,61 @@ def _atomic_savez(path: str, arrays: Dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+# CPU features that decide which kernels a runtime can use (x86 vector extensions, ARM SIMD).
+_CPU_FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                          "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
+                          "amx_int8", "asimd", "asimdhp", "sve", "bf16", "i8mm")
+
+
+def _cpu_flags() -> List[str]:
+    """The CPU flags of interest present on this machine, from /proc/cpuinfo (empty where it does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):  # x86 / ARM spelling
+                    have = set(value.split())
+                    return [f for f in _CPU_FLAGS_OF_INTEREST if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def _nvidia_gpus() -> List[Dict[str, str]]:
+    """GPUs and driver version from nvidia-smi when it exists (empty list otherwise; never fails)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 3:
+            gpus.append({"name": parts[0], "driver_version": parts[1], "memory_total": parts[2]})
+    return gpus
+
+
+def _marker_environment() -> Dict[str, str]:
+    """PEP 508 marker variables of this interpreter (what `packaging.markers.default_environment` gives)."""
+    impl = sys.implementation
+    iver = "%d.%d.%d" % impl.version[:3]
+    return {
+        "implementation_name": impl.name, "implementation_version": iver, "os_name": os.name,
+        "platform_machine": platform.machine(), "platform_release": platform.release(),
+        "platform_system": platform.system(), "platform_version": platform.version(),
+        "python_full_version": platform.python_version(), "platform_python_implementation":
+            platform.python_implementation(), "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
 # -------------------------------------------------------------------------------------------------- ops
 
 def op_describe(args: Dict[str, Any]) -> Dict[str, Any]:
@@ -166,6 +221,13 @@ def op_describe(args: Dict[str, Any]) -> Dict[str, Any]:
         "providers": providers,
         "packages": _packages(),
         "pid": os.getpid(),
+        # Fingerprint extras (environment_parity): cheap, stdlib only.
+        "cpu_flags": _cpu_flags(),
+        "cpu_count": os.cpu_count(),
+        "gpus": _nvidia_gpus(),
+        "markers": _marker_environment(),
+        # Versions of extra distributions the host asks about (a package's declared requirements).
+        "distributions": {str(d): _pkg_version(str(d)) for d in (args.get("distributions") or [])},
     }
 
 
@@ -183,6 +245,9 @@ def _load_onnx(path: str, backend: Dict[str, Any]) -> Dict[str, Any]:
         raise ProbeUsageError("graph_optimization %r is not one of %s" % (level, sorted(levels)))
     options = ort.SessionOptions()
     options.graph_optimization_level = levels[level]
+    threads = backend.get("intra_op_threads")
+    if threads:  # unset/0: onnxruntime's default (one thread per physical core)
+        options.intra_op_num_threads = int(threads)
     provider = backend.get("provider") or "CPUExecutionProvider"
     provider_options = dict(backend.get("provider_options") or {})
     session = ort.InferenceSession(path, sess_options=options, providers=[(provider, provider_options)])
@@ -201,6 +266,82 @@ def _load_onnx(path: str, backend: Dict[str, Any]) -> Dict[str, Any]:
     if precision != "fp32":
         # onnxruntime runs the graph at the dtypes it was exported with; recorded so reports can say so.
         result["precision_note"] = "onnxruntime runs the model as exported; precision %s not applied" % precision
+    return result
+
+
+def _quiet_options(ort: Any) -> Any:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: probing refusals is the point, not noise in the log
+    return options
+
+
+def op_try_load_many(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Try to create a CPU session for each ONNX file; which loaded, and the runtime's error text otherwise.
+
+    The host builds the candidate models (this env may not have `onnx`): opset_support learns the
+    runtime's maximum IR version and opset per domain from which tiny models load.
+    """
+    import onnxruntime as ort
+
+    results = []
+    for path in args.get("paths") or []:
+        try:
+            ort.InferenceSession(path, sess_options=_quiet_options(ort), providers=["CPUExecutionProvider"])
+            results.append({"path": path, "ok": True})
+        except Exception as exc:  # noqa: BLE001 - each refusal is data
+            results.append({"path": path, "ok": False, "error_type": type(exc).__name__, "message": str(exc)[:1000]})
+    return {"results": results, "runtime_version": "onnxruntime %s" % ort.__version__, "version": ort.__version__}
+
+
+def op_kernel_check(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Load an ONNX model on the requested provider alone (no silent CPU fallback), then run the payload.
+
+    Loading is not running: a kernel can be missing only for the types seen at run time, so both steps
+    are reported. The session is local: the model `load` holds (if any) is left alone.
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    backend = args.get("backend") or {}
+    provider = backend.get("provider") or "CPUExecutionProvider"
+    available = list(ort.get_available_providers())
+    result: Dict[str, Any] = {"provider": provider, "available_providers": available,
+                              "runtime_version": "onnxruntime %s" % ort.__version__}
+    if provider not in available:
+        result["provider_available"] = False
+        return result
+    result["provider_available"] = True
+    options = _quiet_options(ort)
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    options.graph_optimization_level = levels.get(backend.get("graph_optimization") or "all", levels["all"])
+    if provider != "CPUExecutionProvider":
+        # Without this, nodes the provider cannot run are silently placed on CPU.
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    provider_options = dict(backend.get("provider_options") or {})
+    try:
+        session = ort.InferenceSession(args["artifact"], sess_options=options,
+                                       providers=[(provider, provider_options)])
+    except Exception as exc:  # noqa: BLE001 - the refusal is the finding
+        result.update(loaded=False, error_type=type(exc).__name__, message=str(exc)[:4000])
+        return result
+    result.update(loaded=True, providers=list(session.get_providers()))
+    inputs = args.get("inputs")
+    if inputs:
+        with np.load(inputs, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        names = [i.name for i in session.get_inputs()]
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            result.update(ran=None, run_skipped="the payload has no input named %s" % ", ".join(missing))
+            return result
+        try:
+            session.run(None, {n: arrays[n] for n in names})
+            result["ran"] = True
+        except Exception as exc:  # noqa: BLE001
+            result.update(ran=False, run_error_type=type(exc).__name__, run_message=str(exc)[:4000])
     return result
 
 
@@ -229,10 +370,21 @@ def _rename(entries: List[Dict[str, Any]], names: List[str]) -> List[Dict[str, A
     return entries
 
 
+_TORCH_DEFAULT_THREADS: List[int] = []
+
+
+def _set_torch_threads(torch: Any, threads: Any) -> None:
+    """torch's intra-op thread count is process-wide: a load without `intra_op_threads` restores the default."""
+    if not _TORCH_DEFAULT_THREADS:
+        _TORCH_DEFAULT_THREADS.append(torch.get_num_threads())
+    torch.set_num_threads(int(threads) if threads else _TORCH_DEFAULT_THREADS[0])
+
+
 def _load_torch(path: str, fmt: str, backend: Dict[str, Any], input_names: List[str],
                 output_names: List[str]) -> Dict[str, Any]:
     import torch
 
+    _set_torch_threads(torch, backend.get("intra_op_threads"))
     inputs: List[Dict[str, Any]] = []
     outputs: List[Dict[str, Any]] = []
     if fmt == "torchscript":
@@ -288,7 +440,9 @@ def _load_torch(path: str, fmt: str, backend: Dict[str, Any], input_names: List[
 def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
     path = args["artifact"]
     fmt = args.get("format") or "onnx"
-    backend = args.get("backend") or {}
+    backend = dict(args.get("backend") or {})
+    # A session option a validator may vary (determinism: 1 vs N threads), not part of the cell's backend.
+    backend["intra_op_threads"] = args.get("intra_op_threads")
     # Drop the previous model first, so two models never have to fit in memory at once.
     STATE.session = None
     STATE.kind = None
@@ -300,6 +454,8 @@ def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
         result = _load_torch(path, fmt, backend, list(args.get("input_names") or []),
                              list(args.get("output_names") or []))
     result["load_time_ms"] = (time.perf_counter() - start) * 1000.0
+    if backend["intra_op_threads"]:
+        result["intra_op_threads"] = int(backend["intra_op_threads"])
     STATE.counter += 1
     # The token starts with the pid: the host can tell a load made by a probe that has since been replaced.
     result["token"] = "%d-%d" % (os.getpid(), STATE.counter)
@@ -385,6 +541,98 @@ def op_run(args: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
+def _payload_call(inputs_path: str) -> Callable[[], List[Any]]:
+    """A no-argument callable that runs the loaded model once on the payload at `inputs_path`."""
+    import numpy as np
+
+    if STATE.session is None:
+        raise ProbeUsageError("no model is loaded in this probe (send `load` first)")
+    with np.load(inputs_path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    missing = [n for n in STATE.input_names if n not in arrays]
+    if missing:
+        raise ProbeUsageError("the payload has no input named %s (it has: %s)"
+                              % (", ".join(missing), ", ".join(sorted(arrays)) or "nothing"))
+    if STATE.kind == "onnx":
+        feed = {n: arrays[n] for n in STATE.input_names}
+        return lambda: _run_once_onnx(feed)
+    import torch
+
+    tensors = []
+    for name in STATE.input_names:
+        t = torch.from_numpy(np.ascontiguousarray(arrays[name]))
+        if STATE.cast_dtype is not None and t.is_floating_point():
+            t = t.to(STATE.cast_dtype)
+        tensors.append(t)
+    return lambda: _run_once_torch(tensors)
+
+
+def _peak_rss_mb() -> Optional[float]:
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def _throughput(call: Callable[[], List[Any]], concurrency: int, duration_s: float) -> Dict[str, Any]:
+    """Requests per second with `concurrency` threads sharing the one loaded session for `duration_s`."""
+    counts = [0] * concurrency
+    errors: List[BaseException] = []
+    barrier = threading.Barrier(concurrency + 1)
+    deadline = [0.0]
+
+    def worker(slot: int) -> None:
+        barrier.wait()
+        try:
+            while time.perf_counter() < deadline[0]:
+                call()
+                counts[slot] += 1
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the requesting thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    start = time.perf_counter()
+    deadline[0] = start + duration_s
+    barrier.wait()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    total = sum(counts)
+    return {"concurrency": concurrency, "requests": total, "wall_s": wall,
+            "throughput_per_s": total / wall if wall > 0 else 0.0}
+
+
+def op_bench(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Timed runs on the payload: warm-up, sequential latencies, throughput per concurrency level, peak RSS.
+
+    The host holds the machine-wide timing lock around this request; nothing here is written to disk
+    while timing.
+    """
+    call = _payload_call(args["inputs"])
+    warmup = max(0, int(args.get("warmup", 20)))
+    iterations = max(1, int(args.get("iterations", 200)))
+    min_time_s = max(0.0, float(args.get("min_time_s", 0.0)))
+    max_iterations = max(iterations, int(args.get("max_iterations", 100000)))
+    for _ in range(warmup):
+        call()
+    times: List[float] = []
+    begin = time.perf_counter()
+    while len(times) < iterations or (time.perf_counter() - begin < min_time_s and len(times) < max_iterations):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000.0)
+    duration_s = max(0.01, float(args.get("throughput_time_s", 0.5)))
+    throughput = [_throughput(call, max(1, int(level)), duration_s) for level in (args.get("concurrency") or [])]
+    return {"run_times_ms": times, "throughput": throughput, "peak_rss_mb": _peak_rss_mb()}
+
+
 def _vm_size_mb() -> Optional[int]:
     try:
         with open("/proc/self/status") as fh:
@@ -431,7 +679,10 @@ OPS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "describe": op_describe,
     "load": op_load,
     "run": op_run,
+    "bench": op_bench,
     "fault": op_fault,
+    "try_load_many": op_try_load_many,
+    "kernel_check": op_kernel_check,
 }
 
 

@@ -8,7 +8,9 @@ from modelcompat.errors import InputError
 from modelcompat.validators.base import Params, Validator
 from modelcompat.validators.registry import Registry, check_validator_class
 
-EXPECTED = {"integrity", "loadability", "io_contract", "numerical_parity"}
+EXPECTED = {"integrity", "loadability", "io_contract", "numerical_parity", "opset_support", "operator_coverage",
+            "unsafe_serialization", "determinism", "latency", "environment_parity", "data_contract",
+            "hardware_support"}
 
 
 def test_discovers_the_installed_validators() -> None:
