@@ -86,6 +86,14 @@ def _ir_too_new(folder: Path, manifest: dict) -> None:
     _softmax_model(folder, manifest, opset=17, ir_version=10)
 
 
+def _preprocessing_drift(folder: Path, manifest: dict) -> None:
+    # The serving side stopped normalising inputs: same shapes and dtypes, different numbers.
+    import numpy as np
+    with np.load(folder / manifest["payload"]) as npz:
+        arrays = {k: (npz[k] * 255.0).astype(npz[k].dtype) for k in npz.files}
+    np.savez(folder / manifest["payload"], **arrays)
+
+
 CASES = [
     # defect,             edit,                   cell,     validator,         status, finding codes
     ("artifact tampered", _tamper_bytes, HOST_ORT, "integrity", "fail", {"integrity.sha256_mismatch"}),
@@ -100,6 +108,9 @@ CASES = [
      {"numerical_parity.tolerance_exceeded"}),
     ("reference drift (torch)", scale_reference(1.05), TORCHSCRIPT, "numerical_parity", "fail",
      {"numerical_parity.tolerance_exceeded"}),
+    ("preprocessing drift", _preprocessing_drift, HOST_ORT, "numerical_parity", "fail",
+     {"numerical_parity.tolerance_exceeded"}),
+    ("preprocessing drift passes the I/O contract", _preprocessing_drift, HOST_ORT, "io_contract", "pass", set()),
     ("not a model", _garbage_onnx, HOST_ORT, "loadability", "fail", {"loadability.invalid_model"}),
     ("opset 21 on onnxruntime 1.16", _opset_too_new, ORT_116, "loadability", "fail",
      {"loadability.opset_unsupported"}),
