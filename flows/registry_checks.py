@@ -13,8 +13,8 @@ from prefect.runtime import flow_run
 
 from modelcompat import settings
 from modelcompat.flows.check_matrix import check_matrix
-from modelcompat.model_registry import LocalRegistry
 from modelcompat.orchestration import make_task_runner
+from modelcompat.registries import open_registry
 from modelcompat.validators.registry import Registry
 
 # The UI shows this as a dropdown of the validators installed where the deployment is served.
@@ -24,7 +24,7 @@ ValidatorName = Enum("ValidatorName", {n: n for n in Registry.discover().names},
 def _check_version(name: str, version: str, *, matrix: str | None, trigger: str, validators: list[str] | None = None,
                    cells: str | None = None, params: dict[str, dict[str, Any]] | None = None,
                    force_validators: list[str] | None = None) -> dict[str, Any]:
-    registry = LocalRegistry()
+    registry = open_registry()  # $MODELCOMPAT_REGISTRY: a folder, or mlflow+http(s)://…
     entry = registry.version(name, version)
     runner = make_task_runner(settings.dask_address(), settings.workers())
     summary = check_matrix.with_options(task_runner=runner)(
@@ -50,7 +50,7 @@ def on_model_registered(model_name: str, version: str, matrix: str | None = None
 @flow(name="nightly-matrix", flow_run_name="nightly matrix")
 def nightly_matrix(matrix: str | None = None, production_alias: str = "production") -> list[dict[str, Any]]:
     """Every registered model: its latest version and the version holding the production alias."""
-    registry = LocalRegistry()
+    registry = open_registry()  # $MODELCOMPAT_REGISTRY: a folder, or mlflow+http(s)://…
     results = []
     for name in registry.models():
         data = registry.model(name)
@@ -91,7 +91,7 @@ def validate_one(
         force: re-run even if an identical check is stored.
     """
     name = getattr(validator, "value", validator)
-    registry = LocalRegistry()
+    registry = open_registry()  # $MODELCOMPAT_REGISTRY: a folder, or mlflow+http(s)://…
     resolved = registry.latest(model_name) if version == "latest" else version
     return _check_version(model_name, resolved, matrix=matrix, trigger="ui", validators=[name], cells=cells,
                           params={name: params} if params else None, force_validators=[name] if force else None)

@@ -98,7 +98,8 @@ def run(
         if verbose:
             console.print_exception()
         err_console.print(f"[bold red]error:[/bold red] the run did not complete: {type(exc).__name__}: {exc}"
-                          + ("" if verbose else "\n  (re-run with --verbose for the traceback)"), highlight=False)
+                          + ("" if verbose else "\n  (re-run with --verbose for the traceback)"), highlight=False,
+                          soft_wrap=True)  # one line per message, whatever the terminal width (issue 8)
         raise typer.Exit(3) from None
     from modelcompat.render import print_summary
     from modelcompat.summary import exit_code
@@ -482,6 +483,16 @@ def report(
     err_console.print(f"{format} report of run {run_id} written to {out}", highlight=False)
 
 
+def _refuse_remote_registry(registry: Path | None) -> None:
+    """The registry commands manage the local folder registry; an MLflow registry is managed in MLflow."""
+    uri = os.environ.get("MODELCOMPAT_REGISTRY", "")
+    if registry is None and uri.startswith(("mlflow+http://", "mlflow+https://")):
+        _fail_input(InputError("MODELCOMPAT_REGISTRY points at MLflow; these commands manage the local folder registry",
+                               field="MODELCOMPAT_REGISTRY",
+                               fix="register versions and set aliases in MLflow (its webhook starts the checks), "
+                                   "or pass --registry DIR for a local registry"))
+
+
 @registry_app.command("register")
 def registry_register(
     package_dir: Annotated[Path, typer.Argument(help="Model package folder.")],
@@ -490,6 +501,7 @@ def registry_register(
     """Register a package as a model version and emit `model.version.registered` to Prefect."""
     from modelcompat.model_registry import LocalRegistry, emit_registered
 
+    _refuse_remote_registry(registry)
     try:
         entry = LocalRegistry(registry).register(package_dir)
     except InputError as exc:
@@ -511,6 +523,7 @@ def registry_list(
 
     from modelcompat.model_registry import LocalRegistry
 
+    _refuse_remote_registry(registry)
     reg = LocalRegistry(registry)
     table = Table(title=f"registry {reg.root}", title_justify="left")
     for col in ("model", "version", "aliases", "verdict", "run", "package"):
@@ -534,6 +547,7 @@ def registry_alias_set(
     """Point an alias at a version and emit `model.version.alias_set`."""
     from modelcompat.model_registry import LocalRegistry, emit_alias_set
 
+    _refuse_remote_registry(registry)
     try:
         LocalRegistry(registry).set_alias(model_name, alias, version)
     except InputError as exc:
@@ -568,6 +582,32 @@ def server(
     prefect = Path(sys.executable).with_name("prefect")
     console.print(f"Prefect UI and API on http://{host}:{port} — export PREFECT_API_URL=http://{host}:{port}/api")
     raise typer.Exit(subprocess.call([str(prefect), "server", "start", "--host", host, "--port", str(port)]))
+
+
+webhook_app = typer.Typer(no_args_is_help=True, help="Receive MLflow model registry webhooks as Prefect events.")
+app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("serve")
+def webhook_serve(
+    host: Annotated[str, typer.Option(help="Address to bind; the default keeps it on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+) -> None:
+    """Verify MLflow webhook deliveries (HMAC secret from $MODELCOMPAT_WEBHOOK_SECRET) and emit the Prefect events."""
+    import logging
+
+    from modelcompat import webhook
+
+    if not os.environ.get(webhook.SECRET_ENV):
+        _fail_input(InputError(f"{webhook.SECRET_ENV} is not set: refusing to accept unsigned webhooks",
+                               field=webhook.SECRET_ENV,
+                               fix="export the same secret the MLflow webhook was created with"))
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail_input(InputError("PREFECT_API_URL is not set: the events would reach no server", field="PREFECT_API_URL",
+                               fix="export PREFECT_API_URL=http://127.0.0.1:4200/api (see `modelcompat server`)"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console.print(f"MLflow webhook receiver on http://{host}:{port}/webhook — events to {os.environ['PREFECT_API_URL']}")
+    webhook.serve(host, port, deliveries_file=settings.home() / "webhook-deliveries.jsonl")
 
 
 def main() -> None:
