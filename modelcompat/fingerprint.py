@@ -9,7 +9,6 @@ import hashlib
 import inspect
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from modelcompat.cells import Cell

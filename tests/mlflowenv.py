@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from modelcompat import settings
+from servers import free_port, stop_group, wait_healthy
 
 MLFLOW_VERSION = "3.17.2"  # mlflow 3.18.0 needs mlflow-skinny 3.18.0, not yet on the index
 MARKER = "modelcompat-mlflow-env.json"
@@ -63,12 +61,6 @@ def mlflow_env(version: str = MLFLOW_VERSION) -> Path:
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class MlflowServer:
     url: str
@@ -93,25 +85,9 @@ def mlflow_server(workdir: Path, extra_env: dict[str, str] | None = None) -> Ite
          "--default-artifact-root", str(workdir / "artifacts"), "--workers", "1"],
         cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_healthy(url + "/health", proc, log_path, "mlflow server")
         yield MlflowServer(url, log_path, root)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, timeout=20)
         log.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,8 @@ from modelcompat.model_registry import EVENT_ALIAS_SET, EVENT_REGISTERED
 from modelcompat.registries import open_registry
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
-from mlflowenv import free_port, mlflow_server
+from mlflowenv import mlflow_server
+from servers import free_port, stop_group, wait_until
 from webhookproc import wait_for_events, webhook_receiver
 
 pytestmark = pytest.mark.server
@@ -125,16 +125,6 @@ def test_adapter_resolves_versions_and_aliases_and_writes_the_verdict_back(mlflo
         MlflowRegistry(f"http://127.0.0.1:{free_port()}", timeout=3).latest(name)
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_mlflow_webhook_triggers_the_check_and_the_verdict_lands_on_the_version(
         mlflow_url: str, prefect_server: str, demo_package, tmp_path: Path) -> None:
     secret = "whsec-" + uuid.uuid4().hex
@@ -150,7 +140,7 @@ def test_mlflow_webhook_triggers_the_check_and_the_verdict_lands_on_the_version(
             def deployments_up() -> bool:
                 resp = httpx.post(f"{prefect_server}/deployments/filter", json={}, timeout=10)
                 return resp.status_code == 200 and "on-model-registered" in {d["name"] for d in resp.json()}
-            _wait(deployments_up, 120, "the served deployments")
+            wait_until(deployments_up, 120, "the served deployments")
 
             # MLflow's own webhook, signed with the shared secret
             hook = rest(base, "POST", "/webhooks", json={
@@ -171,7 +161,7 @@ def test_mlflow_webhook_triggers_the_check_and_the_verdict_lands_on_the_version(
             assert [e["event"] for e in events] == [EVENT_REGISTERED]
             assert events[0]["resource"]["prefect.resource.id"] == f"modelcompat.model.{name}.{version}"
 
-            tags = _wait(lambda: (t := version_tags(base, name, version)).get(TAG_VERDICT) and t, 300,
+            tags = wait_until(lambda: (t := version_tags(base, name, version)).get(TAG_VERDICT) and t, 300,
                          "the verdict tags on the MLflow model version", interval=3)
             assert tags[TAG_VERDICT] == "pass"
             assert tags[TAG_REPORT] == f"modelcompat report {tags[TAG_RUN_ID]} --format html"
@@ -184,11 +174,7 @@ def test_mlflow_webhook_triggers_the_check_and_the_verdict_lands_on_the_version(
             events = wait_for_events(prefect_server, f"modelcompat.model.{name}.", 2)
             assert any(e["event"] == EVENT_ALIAS_SET and e["payload"]["alias"] == "production" for e in events)
         finally:
-            os.killpg(serve.pid, signal.SIGTERM)
-            try:
-                serve.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(serve.pid, signal.SIGKILL)
+            stop_group(serve)
             log.close()
     assert secret not in rx.log.read_text()
     assert "accepted: model.version.registered" in rx.log.read_text()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 
 from modelcompat.webhook import sign
-from mlflowenv import free_port
+from servers import free_port, stop_group, wait_healthy
 
 
 @dataclass
@@ -36,24 +35,11 @@ def webhook_receiver(tmp: Path, secret: str, prefect_api: str) -> Iterator[Recei
     proc = subprocess.Popen([sys.executable, "-m", "modelcompat.cli", "webhook", "serve", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"webhook receiver did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_healthy(base + "/health", proc, log_path, "webhook receiver", timeout=60)
         yield Receiver(base + "/webhook", log_path)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, timeout=20)
         log.close()
 
 

@@ -1,17 +1,16 @@
 """The deployments against a real Prefect server and a real `modelcompat serve` process."""
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
-import sys
 import time
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from servers import stop_group, wait_until
 
 from modelcompat import deployments
 from modelcompat.model_registry import LocalRegistry
@@ -36,16 +35,6 @@ def test_prefect_yaml_matches_the_served_deployments() -> None:
     assert trigger["parameters"] == served_trigger.parameters
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture
 def served(prefect_server: str, tmp_path: Path):
     """`modelcompat serve` running against the test's server, with its own home, store and registry."""
@@ -60,15 +49,11 @@ def served(prefect_server: str, tmp_path: Path):
         names = {d["name"] for d in resp.json()} if resp.status_code == 200 else set()
         return {"on-model-registered", "validate-one", "nightly-matrix"} <= names
     try:
-        _wait(deployments_up, 120, "the served deployments")
+        wait_until(deployments_up, 120, "the served deployments")
         time.sleep(3)  # let the served deployments' trigger reach the event service
         yield env
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
 
 
@@ -80,7 +65,7 @@ def test_registering_a_version_triggers_its_check_and_writes_the_verdict_back(se
     assert proc.returncode == 0, proc.stderr
     assert "event model.version.registered emitted" in proc.stdout
     registry = LocalRegistry(Path(env["MODELCOMPAT_HOME"]) / "registry")
-    entry = _wait(lambda: (e := registry.version("demo-mlp", "1.0.0")).get("verdict") and e, 300,
+    entry = wait_until(lambda: (e := registry.version("demo-mlp", "1.0.0")).get("verdict") and e, 300,
                   "the verdict in the registry", interval=3)
     assert entry["verdict"] == "pass"
     store = Store(str(Path(env["MODELCOMPAT_HOME"]) / "store"))
@@ -94,7 +79,7 @@ def test_registering_a_version_triggers_its_check_and_writes_the_verdict_back(se
     deployment = httpx.get(f"{api}/deployments/name/validate-one/validate-one", timeout=10).json()
     flow_run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", timeout=10, json={
         "parameters": {"model_name": "demo-mlp", "validator": "loadability", "cells": "host-ort/cpu/*"}}).json()
-    state = _wait(lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run['id']}", timeout=10).json()["state_type"])
+    state = wait_until(lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run['id']}", timeout=10).json()["state_type"])
                   in ("COMPLETED", "FAILED", "CRASHED") and s, 300, "the validate-one run", interval=3)
     assert state == "COMPLETED"
     latest = store.runs().iloc[-1]
