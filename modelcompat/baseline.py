@@ -153,11 +153,7 @@ def promote(store: Store, run_id: str, *, cells: Sequence[str] | None = None,
     Raises:
         BaselineError: the run is not in the store, or nothing in it matches.
     """
-    record = store.run(run_id)
-    if record is None:
-        recent = store.runs()["run_id"].tail(5).tolist()
-        raise BaselineError(f"no committed run {run_id!r} in the store {store.uri}",
-                            fix="pick one of the recent runs: " + (", ".join(recent) or "(the store is empty)"))
+    record = store.require_run(run_id, BaselineError)
     frame = store.reports(run_id)
     chosen = [
         (c, v, s) for c, v, s in zip(frame["cell"], frame["validator"], frame["status"], strict=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from modelcompat.compare import Comparison, compare_run
-from modelcompat.errors import InputError
 from modelcompat.store import Store, report_from_row
 from modelcompat.summary import run_summary
 
@@ -18,11 +17,7 @@ def summary_from_store(store: Store, run_id: str) -> tuple[dict[str, Any], Compa
     Raises:
         InputError: no such run in the store (with the recent run ids).
     """
-    record = store.run(run_id)
-    if record is None:
-        recent = store.runs()["run_id"].tail(5).tolist()
-        raise InputError(f"no committed run {run_id!r} in the store {store.uri}",
-                         fix="recent runs: " + (", ".join(recent) or "(the store is empty)"))
+    record = store.require_run(run_id)
     frame = store.reports(run_id)
     reports = [report_from_row(r) for r in frame.to_dict("records")]
     comparison = compare_run(store, run_id)

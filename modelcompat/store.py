@@ -5,6 +5,8 @@ Layout under the store root (a local folder, or any pyarrow/fsspec URI such as `
     runs/<run_id>.parquet                        one row: the run (the commit marker)
     reports/<run_id>/part-<token>.parquet        one row per (cell, validator) of that run
     runs/.tmp-*, reports/<run_id>/.tmp-*         in-flight writes (never read)
+    checks/<cache_key>.parquet                   the check cache: one finished check each, written as
+                                                 it finishes, before its run commits (docs/caching.md)
 
 A run is written as: reports file (to ``.tmp-…`` then renamed), then the runs file (to ``.tmp-…``
 then renamed, never over an existing one). The runs file is the commit marker: ``Store`` readers see
@@ -40,7 +42,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelcompat import __version__
-from modelcompat.errors import ModelcompatError
+from modelcompat.errors import InputError, ModelcompatError
 from modelcompat.report import Evidence, Finding, Report, Status
 
 SCHEMA_VERSION = 2  # 2: reports.cache_inputs
@@ -288,6 +290,33 @@ class Store:
             raise DuplicateRunError(f"run file {final} already exists in the store {self.uri}")
         self._fs.move(tmp, final)
 
+    # ---------------------------------------------------------------- check cache
+
+    def save_check(self, report: Report) -> None:
+        """Keep one finished check under ``checks/<cache_key>.parquet`` (temp name + rename).
+
+        Written by the flow as each cell finishes, so a run killed before it commits still leaves
+        its finished checks for the next run to reuse. Not part of any run: ``runs()``/``reports()``
+        never read it, and deleting the folder only costs re-runs. Last writer of a key wins (equal
+        keys mean equal inputs, so either report is as good).
+        """
+        if not report.cache_key or not re.fullmatch(r"[0-9a-f]{16,128}", report.cache_key):
+            raise StoreError(f"report {report.cell}/{report.validator} has no usable cache_key")
+        table = pa.Table.from_pylist([_report_to_row(report)], schema=REPORTS_SCHEMA)
+        self._write_atomic(table, self._abs(f"checks/{report.cache_key}.parquet"), exclusive=False)
+
+    def check(self, cache_key: str) -> Report | None:
+        """The check-cache report with this key (its ``run_id`` is the run that produced it), or None."""
+        if not re.fullmatch(r"[0-9a-f]{16,128}", cache_key or ""):
+            return None
+        path = self._abs(f"checks/{cache_key}.parquet")
+        try:
+            table = _conform(pq.read_table(path, filesystem=self._fs), _REPORTS_READ, path)
+        except (OSError, pa.ArrowException, StoreError):  # absent, or unreadable: a cache miss, not an error
+            return None
+        rows = table.to_pylist(maps_as_pydicts="strict")
+        return _row_to_report(rows[0]) if rows else None
+
     # ---------------------------------------------------------------- reading
 
     def runs(self) -> pd.DataFrame:
@@ -327,6 +356,15 @@ class Store:
             return None
         row = table.to_pylist()[0]
         return RunRecord(**{k: v for k, v in row.items() if k in RunRecord.model_fields})
+
+    def require_run(self, run_id: str, error: type[InputError] = InputError) -> RunRecord:
+        """The committed run ``run_id``; an unknown id is an input error listing the recent runs."""
+        record = self.run(run_id)
+        if record is None:
+            recent = self.runs()["run_id"].tail(5).tolist()
+            raise error(f"no committed run {run_id!r} in the store {self.uri}",
+                        fix="pick one of the recent runs: " + (", ".join(recent) or "(the store is empty)"))
+        return record
 
     def latest_run(self, model_name: str | None = None) -> RunRecord | None:
         """The committed run with the latest ``started_at`` (of ``model_name`` if given), or None."""
