@@ -22,7 +22,7 @@ from modelcompat import __version__, progress, settings
 from modelcompat.cells import Cell
 from modelcompat.compare import compare_reports
 from modelcompat.harness import CellJob, check_cell, skipped_report, skipped_reports
-from modelcompat.plan import make_plan, plan_markdown
+from modelcompat.plan import REUSABLE, make_plan, plan_markdown
 from modelcompat.matrix import load_matrix
 from modelcompat.orchestration import detect_local_resources, worker_resources
 from modelcompat.package import load_package
@@ -72,6 +72,17 @@ def _task_failed_reports(job: CellJob, exc: BaseException, registry: Registry) -
                       remediation="re-run the cell (`--cells " + job.cell.id + "`); if it repeats, check the Dask worker logs")
     return [r.model_copy(update={"status": Status.ERROR, "findings": (finding,)})
             for r in skipped_reports(job, "", "cell.task_failed", registry)]
+
+
+def _save_checks(store_: Store, reports: list[Report], logger: Any) -> None:
+    """Keep each finished check that reached a verdict in the store's check cache as soon as its cell is
+    done: if this process dies before the run commits, the next run reuses them (docs/caching.md)."""
+    for report in reports:
+        if report.cache_key and report.status.value in REUSABLE:
+            try:
+                store_.save_check(report)
+            except Exception as exc:  # a cache that cannot be written costs re-runs, never the run
+                logger.warning("could not keep %s/%s in the check cache: %s", report.cell, report.validator, exc)
 
 
 @flow(name="check-matrix", flow_run_name=_flow_run_name, persist_result=False)
@@ -152,6 +163,7 @@ def check_matrix(
             cell_reports = future.result()
         except Exception as exc:
             cell_reports = _task_failed_reports(job, exc, registry)
+        _save_checks(store_, cell_reports, logger)
         done.update({(r.cell, r.validator): r for r in cell_reports})
         progress.notify("cell_done", cell=job.cell.id, reports=cell_reports)
     reports = [done[(p.cell.id, p.validator)] for p in plan]

@@ -43,6 +43,7 @@ class History:
     """The store's reports indexed for planning (read once per plan)."""
 
     def __init__(self, store: Store | None) -> None:
+        self._store = store
         frame = store.reports() if store is not None else pd.DataFrame()
         if frame.empty or "cache_key" not in frame:
             self._by_key: dict[str, dict[str, Any]] = {}
@@ -55,8 +56,15 @@ class History:
         self._latest = {(r["model_name"], r["cell"], r["validator"]): r for r in rows}
 
     def reusable(self, key: str) -> Report | None:
+        """A committed report with this key; else one from the store's check cache (a check finished by a
+        run that never committed, e.g. killed mid-run: its `run_id` names that run, docs/caching.md)."""
         row = self._by_key.get(key)
-        return report_from_row(row) if row else None
+        if row:
+            return report_from_row(row)
+        if self._store is None:
+            return None
+        report = self._store.check(key)
+        return report if report is not None and report.status.value in REUSABLE else None
 
     def previous_inputs(self, model: str, cell: str, validator: str) -> dict[str, str] | None:
         row = self._latest.get((model, cell, validator))
