@@ -15,6 +15,7 @@ from modelcompat.cells import RuntimeSpec
 from modelcompat.environments import (
     MARKER,
     RuntimeEnv,
+    env_dir,
     env_fingerprint,
     provision,
     resolved_versions,
@@ -60,8 +61,9 @@ def test_venv_is_built_with_the_pinned_runtime_and_serves_a_probe(ort116: Runtim
     assert ort116.kind == "venv" and not ort116.reused and ort116.build_s > 0
     assert ort116.runtime_id == "ort-1.16"
     assert ort116.spec_hash == ORT_116.spec_hash()
-    assert ort116.python == cache / ORT_116.spec_hash() / "bin" / "python"
-    marker = json.loads((cache / ORT_116.spec_hash() / MARKER).read_text())
+    # `numpy<2` floats, so the venv is keyed by spec + resolved pins (tests/test_latest_runtime.py).
+    assert ort116.python == env_dir(ORT_116, cache) / "bin" / "python"
+    marker = json.loads((env_dir(ORT_116, cache) / MARKER).read_text())
     assert marker["spec"]["requirements"] == ["onnxruntime==1.16.3", "numpy<2"]
     versions = resolved_versions(ort116)
     assert versions["onnxruntime"] == "1.16.3" and versions["numpy"].startswith("1.")
@@ -86,7 +88,7 @@ def test_venv_is_built_with_the_pinned_runtime_and_serves_a_probe(ort116: Runtim
 
 
 def test_second_provision_reuses_the_cached_venv(ort116: RuntimeEnv, cache: Path) -> None:
-    marker = cache / ORT_116.spec_hash() / MARKER
+    marker = env_dir(ORT_116, cache) / MARKER
     before = marker.read_text()
     again = provision(ORT_116, cache)
     assert again.reused and again.build_s == 0.0
@@ -117,7 +119,9 @@ def test_concurrent_provisioners_build_once(tmp_path: Path) -> None:
     assert not errors
     assert sorted(r.reused for r in results) == [False, True]
     assert results[0].python == results[1].python
-    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [NUMPY_ONLY.spec_hash()]
+    dirs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert dirs == sorted([env_dir(NUMPY_ONLY, tmp_path).name, "resolutions"])
+    assert env_dir(NUMPY_ONLY, tmp_path).name.startswith(NUMPY_ONLY.spec_hash() + "-")
 
 
 def test_unknown_version_raises_environment_build_error(tmp_path: Path) -> None:
@@ -133,7 +137,7 @@ def test_unknown_version_raises_environment_build_error(tmp_path: Path) -> None:
 
 
 def test_directory_without_marker_is_rebuilt(tmp_path: Path) -> None:
-    half = tmp_path / NUMPY_ONLY.spec_hash()
+    half = env_dir(NUMPY_ONLY, tmp_path)
     (half / "bin").mkdir(parents=True)
     (half / "bin" / "python").write_text("#!/bin/sh\nexit 1\n")
     (half / "leftover").write_text("from a provisioner that died")

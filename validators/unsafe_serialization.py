@@ -401,10 +401,10 @@ def cell_torch_version(cell: Cell) -> str | None:
             return metadata.version("torch")
         except metadata.PackageNotFoundError:
             return None
-    from modelcompat.environments import _read_marker  # the marker of an already-built venv, if any
+    from modelcompat.environments import existing_env, resolved_versions
 
-    marker = _read_marker(settings.env_cache() / runtime.spec_hash()) or {}
-    resolved = (marker.get("resolved") or {}).get("torch")
+    env = existing_env(runtime, settings.env_cache())  # an already-built venv, if any; never builds one
+    resolved = resolved_versions(env).get("torch") if env is not None else None
     if resolved:
         return str(resolved)
     for req in runtime.requirements:

@@ -192,7 +192,8 @@ def test_two_runs_at_once_both_land_and_build_the_runtime_once(prefect_server: s
         first_use.append(min(datetime.fromisoformat(r.started_at) for r in reports if r.validator != "integrity"))
     # One environment, complete, built once: a single spec folder with its marker; the marker was written
     # before either run used the runtime (a rebuild after a use would replace the folder and its marker).
-    (env_dir,) = [p for p in env_cache.iterdir() if p.is_dir()]
+    # (`numpy<2` floats: the folder is named by spec + resolved pins; `resolutions/` holds the resolution.)
+    (env_dir,) = [p for p in env_cache.iterdir() if p.is_dir() and p.name != "resolutions"]
     marker = json.loads((env_dir / "modelcompat-env.json").read_text())
     assert marker["resolved"]["onnxruntime"] == "1.17.3"
     assert datetime.fromisoformat(marker["created"]) <= min(first_use)
