@@ -21,13 +21,25 @@ from modelcompat.validators.base import Validator
 _KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("torch", "numpy")}
 
 
-def code_fingerprint(validator: type[Validator]) -> str:
-    """The validator's declared version plus a hash of its module source: an edit re-runs it."""
+# Code every check's result depends on besides its own module: the context validators read through,
+# the precision conversion and the probe that runs the model. Editing any of them re-runs every check.
+_SHARED_CODE = ("modelcompat.validators.base", "modelcompat.precision", "modelcompat.probe.modelcompat_probe")
+
+
+def _module_source(name: str) -> str:
     try:
-        source = inspect.getsource(sys.modules[validator.__module__])
-    except (OSError, TypeError, KeyError):
-        source = ""
-    return f"v{validator.version} src:{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+        module = sys.modules.get(name) or __import__(name, fromlist=["_"])
+        return inspect.getsource(module)
+    except (OSError, TypeError, ImportError):
+        return ""
+
+
+def code_fingerprint(validator: type[Validator]) -> str:
+    """The validator's declared version plus a hash of its module's and the shared code's source."""
+    digest = hashlib.sha256()
+    for name in (validator.__module__, *_SHARED_CODE):
+        digest.update(_module_source(name).encode())
+    return f"v{validator.version} src:{digest.hexdigest()[:12]}"
 
 
 def runtime_component(cell: Cell, env: RuntimeEnv) -> str:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from modelcompat.cells import Cell
 from modelcompat.package import Artifact, ModelPackage
+from modelcompat.precision import ConversionError, convert_onnx, needs_conversion
 from modelcompat.report import Outcome
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class ValidationContext:
     probe: "ProbeSession | None" = None
     _loaded: dict[str, Any] | None = field(default=None, repr=False)
     _outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    _model: "Path | ConversionError | None" = field(default=None, repr=False)  # model_path(), memoised
 
     @property
     def artifact(self) -> Artifact:
@@ -85,46 +87,88 @@ class ValidationContext:
 
     @property
     def artifact_path(self) -> Path:
+        """The package's file as exported (what is hashed and scanned); the cell runs `model_path()`."""
         return self.package.resolve(self.artifact.path)
 
-    def load(self) -> dict[str, Any]:
-        """Load the artifact in the probe (once per probe life); returns load time and seen I/O.
+    @property
+    def converts(self) -> bool:
+        """Whether the cell runs a host-made conversion of the artifact (onnxruntime at fp16/bf16/int8)."""
+        return needs_conversion(self.cell.runtime.kind, self.artifact.format, self.cell.backend.precision)
+
+    def model_path(self) -> Path:
+        """The file the cell actually runs: the artifact, or its conversion to the backend's precision.
+
+        For onnxruntime backends at fp16/bf16/int8 the artifact is converted on the host (float32 I/O kept)
+        and cached in the workdir (`modelcompat.precision`); torch backends are cast by the probe instead.
+        A failed conversion is remembered, so each validator of the cell gets the same error without
+        converting again.
 
         Raises:
-            ProbeRequestError: the runtime refused the model (a finding about the artifact).
-            ProbeError: the probe crashed, hung or ran out of memory (the check cannot run).
+            ConversionError: the model could not be converted (a `ProbeRequestError` with op `convert`).
         """
-        if self._loaded is None or self.probe is None or not self.probe.holds(self._loaded.get("token")):
-            assert self.probe is not None, "this validator declares needs_probe = False"
-            self._outputs = None
-            self._loaded = self.probe.request(
-                "load",
-                artifact=str(self.artifact_path),
-                format=self.artifact.format,
-                backend=self.cell.backend.model_dump(mode="json"),
-                input_names=[t.name for t in self.package.manifest.contract.inputs],
-                output_names=[t.name for t in self.package.manifest.contract.outputs],
-            )
-        return self._loaded
+        if not self.converts:
+            return self.artifact_path
+        if self._model is None:
+            try:
+                self._model = convert_onnx(self.artifact_path, self.cell.backend.precision,
+                                           self.workdir / "precision")
+            except ConversionError as exc:
+                self._model = exc
+        if isinstance(self._model, ConversionError):
+            raise self._model
+        return self._model
 
-    def load_variant(self, artifact: Path | None = None, **options: Any) -> dict[str, Any]:
-        """Load another file (e.g. an fp16 conversion) or the artifact with extra load options.
-
-        `options` are probe load arguments such as `intra_op_threads`. The variant replaces the model
-        the probe holds, so the next `load()` / `run_payload()` reloads the package's artifact.
-        """
+    def _request_load(self, artifact: Path, converted: bool, **options: Any) -> dict[str, Any]:
         assert self.probe is not None, "this validator declares needs_probe = False"
-        self._loaded = None
-        self._outputs = None
-        return self.probe.request(
+        loaded = self.probe.request(
             "load",
-            artifact=str(artifact or self.artifact_path),
+            artifact=str(artifact),
             format=self.artifact.format,
             backend=self.cell.backend.model_dump(mode="json"),
             input_names=[t.name for t in self.package.manifest.contract.inputs],
             output_names=[t.name for t in self.package.manifest.contract.outputs],
             **options,
         )
+        if converted:
+            # The probe notes that onnxruntime runs a graph as exported: true, and the graph is the conversion.
+            loaded.pop("precision_note", None)
+            loaded["precision"] = self.cell.backend.precision
+            loaded["converted_artifact"] = str(artifact)
+        return loaded
+
+    def load(self) -> dict[str, Any]:
+        """Load the model the cell runs (`model_path()`) in the probe, once per probe life.
+
+        Returns load time and the I/O the runtime sees; for a converted model also `precision` and
+        `converted_artifact`.
+
+        Raises:
+            ProbeRequestError: the runtime refused the model (a finding about the artifact), or the model
+                could not be converted to the cell's precision (`ConversionError`, op `convert`).
+            ProbeError: the probe crashed, hung or ran out of memory (the check cannot run).
+        """
+        if self._loaded is None or self.probe is None or not self.probe.holds(self._loaded.get("token")):
+            assert self.probe is not None, "this validator declares needs_probe = False"
+            self._outputs = None
+            self._loaded = None
+            self._loaded = self._request_load(self.model_path(), self.converts)
+        return self._loaded
+
+    def load_variant(self, artifact: Path | None = None, **options: Any) -> dict[str, Any]:
+        """Load another file, or the model the cell runs (`model_path()`) with extra load options.
+
+        `options` are probe load arguments such as `intra_op_threads`. The variant replaces the model
+        the probe holds, so the next `load()` / `run_payload()` reloads the cell's model.
+
+        Raises:
+            ProbeRequestError / ConversionError / ProbeError: as `load()`.
+        """
+        assert self.probe is not None, "this validator declares needs_probe = False"
+        self._loaded = None
+        self._outputs = None
+        if artifact is not None:
+            return self._request_load(artifact, False, **options)
+        return self._request_load(self.model_path(), self.converts, **options)
 
     def run_loaded(self, name: str) -> dict[str, np.ndarray]:
         """Outputs of one inference on the payload with whatever model the probe holds now (no caching)."""

@@ -1,22 +1,16 @@
 """`hardware_support`: the cell's execution provider exists in its runtime, and the model runs at the cell's precision.
 
-For onnxruntime the model is converted on the host (fp16 with onnxruntime's own converter, bf16 from that,
-int8 by dynamic quantization) and the conversion is loaded and run in the cell's runtime; for torch the
-probe casts the module (fp16/bf16). The runtime's own error is the evidence.
+For onnxruntime the model is converted on the host (`modelcompat.precision`: fp16 with onnxruntime's own
+converter, bf16 from that, int8 by dynamic quantization) and the conversion is loaded and run in the cell's
+runtime, as every probe-using validator of the cell does (`ValidationContext.load()`); for torch the probe
+casts the module (fp16/bf16). The runtime's own error is the evidence.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
-from pathlib import Path
-from typing import Any
-
-import numpy as np
 from pydantic import Field
 
 from modelcompat.errors import ProbeRequestError
+from modelcompat.precision import ConversionError
 from modelcompat.report import Finding, Outcome, Severity
 from modelcompat.validators.base import Params, ValidationContext, Validator
 
@@ -25,75 +19,6 @@ _TORCH_DEVICE = {"cpu": "cpu", "cuda": "cuda", "rocm": "cuda"}  # torch's ROCm b
 
 class HardwareSupportParams(Params):
     run: bool = Field(True, description="Also run the payload at the cell's precision (not only load it).")
-
-
-@contextlib.contextmanager
-def _quiet() -> Any:
-    """onnxruntime's converters log and warn per clamped weight; the findings carry what matters."""
-    # quantize_dynamic logs its advice on the root logger, so per-logger levels do not reach it.
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
-
-
-def _fp32_to_bf16_bits(values: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bit patterns (round to nearest even), as uint16."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
-    return (rounded >> np.uint32(16)).astype(np.uint16)
-
-
-def _retype_fp16_as_bf16(model: Any) -> None:
-    """Turn an fp16 conversion into a bf16 one in place: tensor types, Cast targets, initializers, Constants."""
-    from onnx import TensorProto, numpy_helper
-
-    def convert(tensor: Any) -> None:
-        if tensor.data_type != TensorProto.FLOAT16:
-            return
-        bits = _fp32_to_bf16_bits(numpy_helper.to_array(tensor).astype(np.float32))
-        dims, name = list(tensor.dims), tensor.name
-        tensor.Clear()
-        tensor.name, tensor.data_type = name, TensorProto.BFLOAT16
-        tensor.dims.extend(dims)
-        tensor.raw_data = bits.tobytes()
-
-    graph = model.graph
-    for tensor in graph.initializer:
-        convert(tensor)
-    for info in [*graph.input, *graph.output, *graph.value_info]:
-        if info.type.tensor_type.elem_type == TensorProto.FLOAT16:
-            info.type.tensor_type.elem_type = TensorProto.BFLOAT16
-    for node in graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
-                attr.i = TensorProto.BFLOAT16
-            elif attr.HasField("t"):
-                convert(attr.t)
-
-
-def convert_onnx(src: Path, precision: str, dest_dir: Path) -> Path:
-    """Write `src` converted to `precision` (fp16, bf16, int8) into `dest_dir`, keeping float32 I/O."""
-    import onnx
-
-    dest = dest_dir / f"{src.stem}.{precision}.onnx"
-    with _quiet():
-        if precision == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8)
-            return dest
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-        if precision == "bf16":
-            _retype_fp16_as_bf16(model)
-        onnx.save(model, str(dest))
-    return dest
 
 
 def _finding(code: str, severity: Severity, message: str, step: str, observed: str | None, expected: str,
@@ -131,23 +56,20 @@ class HardwareSupport(Validator):
                 "describe", ", ".join(available), wanted, fix)])
         metrics["provider_available"] = 1.0
 
-        artifact: Path | None = None
-        if cell.runtime.kind == "onnxruntime" and precision != "fp32":
-            try:
-                artifact = convert_onnx(ctx.artifact_path, precision, ctx.workdir)
-            except Exception as exc:  # the converter's refusal is a finding about this model
-                return Outcome(metrics=metrics, runtime_version=runtime, findings=[_finding(
-                    "conversion_failed", Severity.ERROR,
-                    f"the model could not be converted to {precision}: {type(exc).__name__}: {exc}", "convert",
-                    f"{type(exc).__name__}: {exc}", precision,
-                    "convert the model yourself (onnxconverter-common / onnxruntime.quantization) with the "
-                    "offending ops blocked, ship the converted artifact, or drop the cell")])
+        try:
+            ctx.model_path()  # the conversion for onnxruntime at fp16/bf16/int8, cached for the cell's validators
+        except ConversionError as exc:
+            return Outcome(metrics=metrics, runtime_version=runtime, findings=[_finding(
+                "conversion_failed", Severity.ERROR,
+                f"the model could not be converted to {precision}: {exc.cause}", "convert", exc.cause, precision,
+                "convert the model yourself (onnxconverter-common / onnxruntime.quantization) with the "
+                "offending ops blocked, ship the converted artifact, or drop the cell")])
 
         unsupported_fix = (f"{runtime} has no {precision} kernels for this model on {cell.hardware.id}: run "
                            f"it at fp32 here, keep the unsupported ops in fp32 (mixed precision), or target "
                            f"hardware that supports {precision} (e.g. CUDA for fp16)")
         try:
-            loaded = ctx.load_variant(artifact)
+            loaded = ctx.load_variant()  # a fresh load: its refusal is this check's evidence
         except ProbeRequestError as exc:
             return Outcome(metrics=metrics, runtime_version=runtime, findings=[_finding(
                 "precision_unsupported", Severity.ERROR,
@@ -164,8 +86,8 @@ class HardwareSupport(Validator):
                 ", ".join(used), wanted,
                 f"check the {wanted} installation (drivers, CUDA/cuDNN/TensorRT libraries) against what this "
                 "onnxruntime build needs"))
-        # The probe notes that onnxruntime runs a graph as exported: true, and here the graph is the conversion.
-        if loaded.get("precision_note") and artifact is None:
+        # A converted onnxruntime model carries no note (`load_variant` drops it): only torch int8 does.
+        if loaded.get("precision_note"):
             findings.append(_finding(
                 "precision_not_applied", Severity.WARN,
                 f"{precision} is not applied by the {cell.backend.id} backend: {loaded['precision_note']}", "load",

@@ -98,7 +98,8 @@ class OperatorCoverage(Validator):
                 message=f"{ctx.artifact.path} is not a readable ONNX model: {type(exc).__name__}: {exc}"[:2000],
                 remediation="re-export the model; see the loadability report")])
         provider = ctx.cell.backend.provider or "CPUExecutionProvider"
-        result = ctx.probe.request("kernel_check", artifact=str(ctx.artifact_path),
+        # The model the cell runs: the fp16/bf16/int8 conversion on such cells, else the artifact.
+        result = ctx.probe.request("kernel_check", artifact=str(ctx.model_path()),
                                    backend=ctx.cell.backend.model_dump(mode="json"),
                                    inputs=str(ctx.package.resolve(ctx.package.manifest.payload)))
         runtime = result.get("runtime_version") or ctx.cell.runtime.id

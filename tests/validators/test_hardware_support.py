@@ -61,6 +61,16 @@ def test_unsupported_precision_keeps_the_runtime_error(demo_package) -> None:
     assert "bf16" in finding.message
 
 
-def test_later_validators_run_the_package_model_not_the_conversion(demo_package) -> None:
-    reports = run(demo_package, ort("fp16"), ("hardware_support", "io_contract"))
+def test_later_validators_run_the_same_conversion(demo_package) -> None:
+    """hardware_support and the validators after it share the cell's one conversion (float32 I/O kept)."""
+    reports = run(demo_package, ort("fp16"), ("hardware_support", "io_contract", "numerical_parity"))
+    assert reports["hardware_support"].status.value == "pass", reports["hardware_support"].findings
     assert reports["io_contract"].status.value == "pass", reports["io_contract"].findings
+    assert reports["numerical_parity"].metrics["max_abs_diff"] > 1e-5  # the fp16 graph ran, not the fp32 one
+
+
+def test_bf16_refusal_reaches_every_validator_of_the_cell(demo_package) -> None:
+    """No kernel for the conversion: loadability says so too, instead of passing on the fp32 artifact."""
+    reports = run(demo_package, ort("bf16"), ("hardware_support", "loadability"))
+    assert codes(reports["hardware_support"]) == {"hardware_support.precision_unsupported"}
+    assert codes(reports["loadability"]) == {"loadability.missing_kernel"}, reports["loadability"].findings
