@@ -47,18 +47,27 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
         raise typer.Exit(0)
 
 
+# The selection options `run` and `plan` share (plan takes the same ones, so it plans exactly that run).
+MatrixOption = Annotated[Optional[Path], typer.Option("--matrix", help="Matrix YAML (default: matrices/default.yaml or $MODELCOMPAT_MATRIX).")]
+ModelOption = Annotated[Optional[Path], typer.Option("--model", help="Model package folder (default: the built-in demo package, built once).")]
+ValidatorsOption = Annotated[Optional[str], typer.Option("--validators", help="Comma-separated validator names (default: all installed).")]
+CellsOption = Annotated[Optional[str], typer.Option("--cells", help="Glob(s) matched against cell ids runtime/hardware/backend, comma-separated.")]
+StoreOption = Annotated[Optional[str], typer.Option("--store", help="Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")]
+ForceValidatorsOption = Annotated[Optional[str], typer.Option("--force-validators", help="Re-run these validators (comma-separated) even if cached.")]
+
+
 @app.command()
 def run(
-    matrix: Annotated[Optional[Path], typer.Option(help="Matrix YAML (default: matrices/default.yaml or $MODELCOMPAT_MATRIX).")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the built-in demo package, built once).")] = None,
-    validators: Annotated[Optional[str], typer.Option(help="Comma-separated validator names (default: all installed).")] = None,
-    cells: Annotated[Optional[str], typer.Option(help="Glob(s) matched against cell ids runtime/hardware/backend, comma-separated.")] = None,
-    store: Annotated[Optional[str], typer.Option(help="Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")] = None,
+    matrix: MatrixOption = None,
+    model: ModelOption = None,
+    validators: ValidatorsOption = None,
+    cells: CellsOption = None,
+    store: StoreOption = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the run summary JSON here (see docs/run-summary.md).")] = None,
     dask_address: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler (default: $MODELCOMPAT_DASK_ADDRESS, else a local cluster).")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Local Dask worker processes (default: $MODELCOMPAT_WORKERS or the CPU count).")] = None,
     force: Annotated[bool, typer.Option(help="Ignore anything cached and re-run every check.")] = False,
-    force_validators: Annotated[Optional[str], typer.Option(help="Re-run these validators (comma-separated) even if cached.")] = None,
+    force_validators: ForceValidatorsOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")] = False,
 ) -> None:
     """Check a model package against a matrix; print the cells × validators table."""
@@ -147,13 +156,13 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
 
 @app.command()
 def plan(
-    matrix: Annotated[Optional[Path], typer.Option(help="Matrix YAML (default: matrices/default.yaml or $MODELCOMPAT_MATRIX).")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model package folder (default: the built-in demo package).")] = None,
-    validators: Annotated[Optional[str], typer.Option(help="Comma-separated validator names (default: all installed).")] = None,
-    cells: Annotated[Optional[str], typer.Option(help="Glob(s) matched against cell ids, comma-separated.")] = None,
-    store: Annotated[Optional[str], typer.Option(help="Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")] = None,
+    matrix: MatrixOption = None,
+    model: ModelOption = None,
+    validators: ValidatorsOption = None,
+    cells: CellsOption = None,
+    store: StoreOption = None,
     force: Annotated[bool, typer.Option(help="Plan as if nothing were cached.")] = False,
-    force_validators: Annotated[Optional[str], typer.Option(help="Plan these validators as forced re-runs.")] = None,
+    force_validators: ForceValidatorsOption = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the plan as JSON here.")] = None,
     dask_address: Annotated[Optional[str], typer.Option(help="Plan hardware routing against this Dask scheduler's workers (default: this host).")] = None,
     markdown: Annotated[bool, typer.Option(help="Print the plan as a markdown table.")] = False,

@@ -492,32 +492,9 @@ def _to_numpy(value: Any) -> Any:
 
 
 def op_run(args: Dict[str, Any]) -> Dict[str, Any]:
-    import numpy as np
-
-    if STATE.session is None:
-        raise ProbeUsageError("run: no model is loaded in this probe (send `load` first)")
-    with np.load(args["inputs"], allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    missing = [n for n in STATE.input_names if n not in arrays]
-    if missing:
-        raise ProbeUsageError("run: the payload has no input named %s (it has: %s)"
-                              % (", ".join(missing), ", ".join(sorted(arrays)) or "nothing"))
+    call = _payload_call(args["inputs"])
     repeat = max(1, int(args.get("repeat", 1)))
     warmup = max(0, int(args.get("warmup", 0)))
-
-    if STATE.kind == "onnx":
-        feed = {n: arrays[n] for n in STATE.input_names}
-        call: Callable[[], List[Any]] = lambda: _run_once_onnx(feed)
-    else:
-        import torch
-
-        tensors = []
-        for name in STATE.input_names:
-            t = torch.from_numpy(np.ascontiguousarray(arrays[name]))
-            if STATE.cast_dtype is not None and t.is_floating_point():
-                t = t.to(STATE.cast_dtype)
-            tensors.append(t)
-        call = lambda: _run_once_torch(tensors)
 
     for _ in range(warmup):
         call()
