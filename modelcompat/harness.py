@@ -5,6 +5,8 @@ apart here: runtime refusals become `fail`, crashes of the probe or of the valid
 """
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
 import time
 import traceback
@@ -36,6 +38,11 @@ class CellJob:
     probe_timeout_s: float = 300.0
     probe_memory_limit_mb: int | None = None
     env_cache: str | None = None
+
+
+def worker_id() -> str:
+    """Where a check ran: `hostname:pid` of this process (on a cluster, the Dask worker that ran the cell)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _now() -> str:
@@ -153,7 +160,7 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
 
     artifact = package.artifact(job.cell.backend.consumes())
     base_evidence = Evidence(artifact_path=artifact.path if artifact else None,
-                             artifact_sha256=artifact.sha256 if artifact else None)
+                             artifact_sha256=artifact.sha256 if artifact else None, worker=worker_id())
     with tempfile.TemporaryDirectory(prefix="modelcompat-cell-") as tmp:
         probe: ProbeSession | None = None
         env: RuntimeEnv | None = existing_env(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
@@ -180,7 +187,8 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
                     reports[validator.name] = _report(job, validator.name, validator.version, Status.ERROR,
                                                       findings=[_error_finding(code, str(exc), "provision",
                                                                                getattr(exc, "detail", ""),
-                                                                               "check the runtime's requirements in the matrix")])
+                                                                               "check the runtime's requirements in the matrix")],
+                                                      evidence=Evidence(worker=base_evidence.worker))
             runnable = [(v, p) for v, p in runnable if not v.needs_probe]
         try:
             ctx = ValidationContext(cell=job.cell, package=package, workdir=Path(tmp), probe=probe)

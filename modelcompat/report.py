@@ -66,6 +66,7 @@ class Evidence(BaseModel):
     runtime_version: str | None = None
     environment_fingerprint: str | None = None
     environment: dict[str, str] = Field(default_factory=dict, description="python, platform, key package versions.")
+    worker: str | None = Field(None, description="hostname:pid of the process (the Dask worker) that ran the check.")
 
 
 class Report(BaseModel):

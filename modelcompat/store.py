@@ -45,7 +45,7 @@ from modelcompat import __version__
 from modelcompat.errors import InputError, ModelcompatError
 from modelcompat.report import Evidence, Finding, Report, Status
 
-SCHEMA_VERSION = 2  # 2: reports.cache_inputs
+SCHEMA_VERSION = 3  # 2: reports.cache_inputs; 3: reports.worker (older files read it as null)
 
 _META_VERSION = b"modelcompat.schema_version"
 _META_TABLE = b"modelcompat.table"
@@ -121,6 +121,8 @@ REPORTS_SCHEMA = pa.schema(
         pa.field("evidence_runtime_version", pa.string()),
         pa.field("environment_fingerprint", pa.string()),
         pa.field("environment", pa.map_(pa.string(), pa.string()), nullable=False),
+        # hostname:pid of the Dask worker process that ran the check (null: not run on a worker, or older file).
+        pa.field("worker", pa.string()),
         pa.field("cache_key", pa.string()),
         # What the cache key was computed from (input name -> rendered value): lets a plan say what changed.
         pa.field("cache_inputs", pa.map_(pa.string(), pa.string())),
@@ -480,6 +482,7 @@ _EVIDENCE_COLUMNS = {
     "runtime_version": "evidence_runtime_version",
     "environment_fingerprint": "environment_fingerprint",
     "environment": "environment",
+    "worker": "worker",
 }
 
 
