@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 
 from modelcompat.cells import Cell
 from modelcompat.environments import existing_env
@@ -39,21 +38,36 @@ class PlannedCheck:
     code: str | None = None  # finding code of a `skipped` decision
 
 
-class History:
-    """The store's reports indexed for planning (read once per plan)."""
+# How many of a model's most recent runs the planner reads. Every run records all its checks (reused
+# ones too, with cached_from), so the last runs hold the model's current reports; older ones only
+# matter for checks dropped and re-added later, which the check cache (by key) still finds.
+RECENT_RUNS = 20
 
-    def __init__(self, store: Store | None) -> None:
+
+class History:
+    """A model's recent reports indexed for planning (read once per plan; cost independent of history length)."""
+
+    def __init__(self, store: Store | None, model_name: str | None = None, recent_runs: int = RECENT_RUNS) -> None:
         self._store = store
-        frame = store.reports() if store is not None else pd.DataFrame()
-        if frame.empty or "cache_key" not in frame:
-            self._by_key: dict[str, dict[str, Any]] = {}
-            self._latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._by_key: dict[str, dict[str, Any]] = {}
+        self._latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        if store is None:
             return
-        runs = store.runs()[["run_id", "model_name", "started_at"]].rename(columns={"started_at": "run_started_at"})
-        frame = frame.merge(runs, on="run_id", how="inner").sort_values("run_started_at", kind="stable")
-        rows = frame.to_dict("records")
-        self._by_key = {r["cache_key"]: r for r in rows if r.get("cache_key") and r["status"] in REUSABLE}
-        self._latest = {(r["model_name"], r["cell"], r["validator"]): r for r in rows}
+        runs = store.runs()
+        if runs.empty:
+            return
+        if model_name is not None:
+            runs = runs[runs["model_name"] == model_name]
+        runs = runs.tail(recent_runs)  # runs() is sorted by started_at
+        for run_id, model in zip(runs["run_id"], runs["model_name"], strict=True):
+            frame = store.reports(run_id)
+            if frame.empty or "cache_key" not in frame:
+                continue
+            for row in frame.to_dict("records"):
+                row["model_name"] = model
+                if row.get("cache_key") and row["status"] in REUSABLE:
+                    self._by_key[row["cache_key"]] = row
+                self._latest[(model, row["cell"], row["validator"])] = row
 
     def reusable(self, key: str) -> Report | None:
         """A committed report with this key; else one from the store's check cache (a check finished by a
@@ -82,7 +96,7 @@ def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, r
     """
     params = params or {}
     force_validators = force_validators or set()
-    history = History(store)
+    history = History(store, package.manifest.name)
     plan: list[PlannedCheck] = []
     for cell in cells:
         env = existing_env(cell.runtime, env_cache)
