@@ -1,15 +1,16 @@
-"""`store`: appending a 1,000-report run, and reading + comparing a run in a store of 100,000 report rows.
+"""`store`: appending a 1,000-report run, and comparing a run with its baseline in a store of 100,000 report rows.
 
 History: `runs` appends of `reports_per_run` synthetic Reports each (50 cells x 20 validators, metrics,
 a finding on one in ten, evidence with an environment map), through `Store.append_run` like the flow.
+The last history run is promoted as the model's baseline (`modelcompat.baseline.promote`).
 
-"Comparing" = load the latest run's reports and the previous run's reports and join them on
-(cell, validator) with pandas. No comparison module exists yet (issue 3's baseline comparison), so that
-join IS the measured operation; when one lands, this benchmark should call it instead.
+"Comparing" = `modelcompat.compare.compare_run(store, latest)`, what the flow and `modelcompat report` do:
+read the run's row and reports, replay the promotions, read the baseline run's reports, and grade every
+status transition and metric delta (relative / ratio rules, noise rule for latency).
 
 Anchors: pyarrow writing the same 1,000 rows to one Parquet file (append), and `pyarrow.dataset` reading
-the same files directly, without the join (compare: runs folder + the two reports files; full history: the
-reports folder). The planner (`modelcompat.plan.History`) reads the whole history, hence the third figure.
+the same files directly, without any comparing (compare: runs folder + the run's and the baseline's reports
+files; full history: the reports folder). The planner reads a model's recent history, hence the third figure.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from benchmarks import Context, Figure, median, result, scratch
 
 NAME = "store"
 TITLE = "Report store (Parquet)"
-DESCRIPTION = ("Store.append_run of a 1,000-report run; reading the latest and previous runs and joining them "
-               "on (cell, validator) in a store of 100,000 rows; reading all history. Anchor: pyarrow directly.")
+DESCRIPTION = ("Store.append_run of a 1,000-report run; compare_run of the latest run against a promoted baseline "
+               "in a store of 100,000 rows; reading all history. Anchor: pyarrow directly.")
 
 N_CELLS, N_VALIDATORS = 50, 20
 
@@ -64,25 +65,27 @@ def _record(run_id: str, n: int, when: datetime) -> Any:
                      n_reports=n)
 
 
-def _compare_with_store(store: Any) -> Any:
-    """The measured operation: latest + previous run's reports, joined on (cell, validator)."""
-    import pandas as pd
+def _compare_with_store(store: Any, run_id: str) -> Any:
+    """The measured operation: the real comparison of a committed run with its model's baseline."""
+    from modelcompat.compare import compare_run
 
-    runs = store.runs()  # sorted by started_at
-    latest, previous = runs["run_id"].iloc[-1], runs["run_id"].iloc[-2]
-    cur = store.reports(latest)
-    base = store.reports(previous)
-    return pd.merge(cur, base, on=["cell", "validator"], how="outer", suffixes=("", "_baseline"), indicator=True)
+    return compare_run(store, run_id)
 
 
-def _compare_with_pyarrow(root: Path) -> Any:
-    """Anchor: reading the same files through pyarrow.dataset (no schema conforming, no pandas, no join)."""
+def _compare_with_pyarrow(root: Path, run_id: str, baseline_run_id: str) -> Any:
+    """Anchor: reading the same files through pyarrow.dataset (no conforming, no pandas, no comparing)."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    runs = ds.dataset(str(root / "runs"), format="parquet").to_table(columns=["run_id", "started_at", "reports_file"])
-    runs = runs.sort_by([("started_at", "ascending"), ("run_id", "ascending")])
-    files = runs.column("reports_file").to_pylist()[-2:]
-    return ds.dataset([str(root / f) for f in files], format="parquet").to_table()
+    runs = ds.dataset(str(root / "runs"), format="parquet").to_table(columns=["run_id", "reports_file"])
+    wanted = runs.filter(pc.is_in(runs.column("run_id"), value_set=pa_array([run_id, baseline_run_id])))
+    return ds.dataset([str(root / f) for f in wanted.column("reports_file").to_pylist()], format="parquet").to_table()
+
+
+def pa_array(values: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, pa.string())
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -105,6 +108,12 @@ def run(ctx: Context) -> dict[str, Any]:
             run_id = f"hist-{r:05d}"
             store.append_run(_record(run_id, per_run, t0 + timedelta(hours=r)), _reports(run_id, per_run, r))
         build_s = time.perf_counter() - build_start
+        from modelcompat.baseline import promote
+
+        baseline_run = f"hist-{n_runs - 1:05d}"
+        # Promoted while the history was current: before the new runs finish, so compare_run (as of the run's
+        # finish) uses it.
+        promote(store, baseline_run, now=t0 + timedelta(hours=n_runs - 1, minutes=30))
         history_rows = n_runs * per_run
 
         # Append: a fresh 1,000-report run into the full store, `repeats` times (each a new run).
@@ -125,16 +134,19 @@ def run(ctx: Context) -> dict[str, Any]:
             anchor_append_s.append(time.perf_counter() - t)
         rows_total = history_rows + repeats * append_n
 
+        latest = f"new-{repeats - 1:03d}"
         compare_s, anchor_compare_s = [], []
         for _ in range(repeats):
             t = time.perf_counter()
-            joined = _compare_with_store(store)
+            comparison = _compare_with_store(store, latest)
             compare_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            joined_pa = _compare_with_pyarrow(root)
+            read_pa = _compare_with_pyarrow(root, latest, baseline_run)
             anchor_compare_s.append(time.perf_counter() - t)
-        if len(joined) != append_n or joined_pa.num_rows != 2 * append_n:
-            raise RuntimeError(f"join gave {len(joined)} rows, pyarrow read {joined_pa.num_rows}; expected {append_n}")
+        unmatched = [c for c in comparison.changes if c.change in ("new", "removed")]
+        if comparison.baseline_run_ids != [baseline_run] or unmatched or read_pa.num_rows != append_n + per_run:
+            raise RuntimeError(f"compare_run used baselines {comparison.baseline_run_ids} with {len(unmatched)} "
+                               f"unmatched checks; pyarrow read {read_pa.num_rows} rows")
 
         # All history through the store vs pyarrow.dataset on the reports folder.
         all_s, anchor_all_s = [], []
@@ -152,7 +164,7 @@ def run(ctx: Context) -> dict[str, Any]:
     figures = [
         Figure(f"append a {append_n}-report run", median(append_s) * ms, "ms",
                "pyarrow write of the same rows", median(anchor_append_s) * ms),
-        Figure(f"compare latest vs previous run ({rows_total:,} rows stored)", median(compare_s) * ms, "ms",
+        Figure(f"compare_run: latest run vs promoted baseline ({rows_total:,} rows stored)", median(compare_s) * ms, "ms",
                "pyarrow.dataset read of the same files", median(anchor_compare_s) * ms, target="< 1 s"),
         Figure(f"read all {rows_total:,} rows (Store.reports())", median(all_s) * ms, "ms",
                "pyarrow.dataset on reports/", median(anchor_all_s) * ms),
@@ -160,15 +172,18 @@ def run(ctx: Context) -> dict[str, Any]:
     raw = {"history_runs": n_runs, "reports_per_run": per_run, "history_rows": history_rows, "rows_total": rows_total,
            "build_history_s": build_s, "append_s": append_s, "append_report_to_row_s": convert_s,
            "anchor_append_s": anchor_append_s, "compare_s": compare_s, "anchor_compare_s": anchor_compare_s,
-           "read_all_s": all_s, "anchor_read_all_s": anchor_all_s}
+           "read_all_s": all_s, "anchor_read_all_s": anchor_all_s,
+           "compare_changes": len(comparison.changes), "compare_regressions": len(comparison.regressions)}
     params = {"history": f"{n_runs} runs x {per_run} reports", "append_reports": append_n, "repeats": repeats}
     cmp_ms = median(compare_s) * ms
     interpretation = (
-        f"Comparing the latest run with the previous one in a store of {rows_total:,} rows takes {cmp_ms:.0f} ms "
-        f"({'within' if cmp_ms < 1000 else 'over'} the 1 s target), {median(compare_s) / median(anchor_compare_s):.1f}x "
-        f"pyarrow reading the same files: only the runs listing and the two runs' files are read (each run is its own "
-        f"file), and the rest is schema conforming, pandas conversion and the join (a pandas join until a comparison "
-        f"module exists). Reading all {rows_total:,} rows, as the planner's history does, takes "
+        f"Comparing the latest run with its promoted baseline (compare_run: {append_n:,} checks, "
+        f"{len(comparison.changes)} changes graded, {len(comparison.regressions)} regressions) in a store of "
+        f"{rows_total:,} rows takes {cmp_ms:.0f} ms ({'within' if cmp_ms < 1000 else 'over'} the 1 s target), "
+        f"{median(compare_s) / median(anchor_compare_s):.1f}x pyarrow merely reading the same files: only the run's "
+        f"row, its reports file, the promotions and the baseline run's file are read, never the history; the rest is "
+        f"schema conforming, pandas conversion and the graded comparison itself (status transitions, metric rules). "
+        f"Reading all {rows_total:,} rows, as a full-history scan does, takes "
         f"{median(all_s) * ms:,.0f} ms ({median(all_s) / median(anchor_all_s):.1f}x pyarrow alone) and grows with the "
         f"history. Appending a {append_n}-report run costs {median(append_s) * ms:.0f} ms; turning its pydantic "
         f"Reports into rows alone takes {median(convert_s) * ms:.0f} ms (measured separately)."

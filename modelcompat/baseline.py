@@ -172,32 +172,59 @@ def _with_file(p: Promotion, file: str) -> Promotion:
     return Promotion(p.model, p.run_id, p.promoted_at, p.promoted_by, p.rule, p.pointers, file)
 
 
-def last_passing_run(store: Store, model: str, *, trigger: str | None = None) -> str | None:
-    """The latest committed run of ``model`` whose verdict is ``pass`` (optionally of one trigger)."""
+def last_passing_run(store: Store, model: str, *, trigger: str | None = None,
+                     model_version: str | None = None) -> str | None:
+    """The latest committed run of ``model`` whose verdict is ``pass`` (optionally of one trigger / model version)."""
     runs = store.runs()
     keep = (runs["model_name"] == model) & (runs["verdict"] == "pass")
     if trigger is not None:
         keep &= runs["trigger"] == trigger
+    if model_version is not None:
+        keep &= runs["model_version"] == model_version
     chosen = runs[keep]
     return None if chosen.empty else str(chosen["run_id"].iloc[-1])
 
 
+def resolve_alias(model: str, alias: str, registry: Any = None) -> str:
+    """The model version a registry alias (stage) such as ``production`` points at.
+
+    ``registry``: a registry object (``LocalRegistry``/``MlflowRegistry``), a registry URI, or None for
+    :func:`modelcompat.registries.open_registry`'s default (``$MODELCOMPAT_REGISTRY``).
+    """
+    if registry is None or isinstance(registry, (str, os.PathLike)):
+        from modelcompat.registries import open_registry
+
+        registry = open_registry(registry)
+    aliases = registry.model(model).get("aliases", {})  # raises InputError for an unregistered model
+    if alias not in aliases:
+        raise BaselineError(f"model {model!r} has no alias {alias!r} in the registry",
+                            fix="aliases: " + (", ".join(f"{a} -> {v}" for a, v in sorted(aliases.items())) or "(none)")
+                                + f"; set one with `modelcompat registry alias set {model} {alias} VERSION`")
+    return str(aliases[alias])
+
+
 def promote_rule(store: Store, model: str, rule: str = "last-passing", *, trigger: str | None = None,
-                 now: datetime | None = None) -> Promotion:
+                 alias: str | None = None, registry: Any = None, now: datetime | None = None) -> Promotion:
     """Promote by rule. ``last-passing``: the latest run of ``model`` with verdict ``pass``.
 
+    With ``alias`` (a registry stage/alias such as ``production``), only runs of the model version the
+    alias points at in ``registry`` (see :func:`resolve_alias`) count: "the last passing run of what is
+    in production". The promotion's rule reads ``last-passing@<alias>``.
+
     Raises:
-        BaselineError: unknown rule, or no run satisfies it.
+        BaselineError: unknown rule, unknown alias, or no run satisfies it.
     """
     if rule not in RULES:
         raise BaselineError(f"unknown promotion rule {rule!r}", fix="valid rules: " + ", ".join(RULES))
-    run_id = last_passing_run(store, model, trigger=trigger)
+    version = resolve_alias(model, alias, registry) if alias is not None else None
+    run_id = last_passing_run(store, model, trigger=trigger, model_version=version)
     if run_id is None:
         models = sorted(set(store.runs()["model_name"]))
         raise BaselineError(f"no run of model {model!r} has verdict pass"
-                            + (f" with trigger {trigger!r}" if trigger else ""),
+                            + (f" with trigger {trigger!r}" if trigger else "")
+                            + (f" on version {version!r} (alias {alias!r})" if alias is not None else ""),
                             fix=f"models in the store: {', '.join(models) or '(none)'}; or promote a run by id")
-    return promote(store, run_id, rule=rule, now=now)
+    return promote(store, run_id, rule=rule if alias is None else f"{rule}@{alias}", now=now)
 
 
 def baseline_frame(store: Store, model: str, *, as_of: datetime | None = None) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""`modelcompat` command line: run, plan, matrix show, validators, package, demo, baseline, history, report.
+"""`modelcompat` command line: run, plan, matrix show, validators, package, demo, baseline, store, history, report.
 
 Exit codes: 0 all pass/warn/skipped · 1 a fail (or regression) · 2 invalid input, nothing run · 3 an error, no fail.
 """
@@ -27,6 +27,8 @@ alias_app = typer.Typer(no_args_is_help=True, help="Model version aliases (e.g. 
 registry_app.add_typer(alias_app, name="alias")
 baseline_app = typer.Typer(no_args_is_help=True, help="Accepted baselines: promote a run, show a model's baseline.")
 app.add_typer(baseline_app, name="baseline")
+store_app = typer.Typer(no_args_is_help=True, help="Maintain the report store (compaction, orphan cleanup).")
+app.add_typer(store_app, name="store")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -316,6 +318,8 @@ def baseline_promote(
     run_id: Annotated[Optional[str], typer.Argument(help="The run whose reports become the baseline.")] = None,
     rule: Annotated[Optional[str], typer.Option(help="Pick the run by rule instead: last-passing (needs --model).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model name, with --rule.")] = None,
+    alias: Annotated[Optional[str], typer.Option(help="With --rule: only runs of the version this registry alias/stage (e.g. production) points at.")] = None,
+    registry: Annotated[Optional[str], typer.Option(help="With --alias: registry folder or URI (default: $MODELCOMPAT_REGISTRY).")] = None,
     cells: Annotated[Optional[str], typer.Option(help="Only cells matching these glob(s), comma-separated.")] = None,
     validators: Annotated[Optional[str], typer.Option(help="Only these validators (comma-separated).")] = None,
     store: StoreOption = None,
@@ -330,7 +334,9 @@ def baseline_promote(
         if rule is not None:
             if model is None:
                 raise InputError("--rule needs --model", field="--model", fix="--rule last-passing --model NAME")
-            promotion = promote_rule(_store(store), model, rule)
+            promotion = promote_rule(_store(store), model, rule, alias=alias, registry=registry)
+        elif alias is not None:
+            raise InputError("--alias goes with --rule", field="--alias", fix="--rule last-passing --model NAME --alias production")
         else:
             promotion = promote(_store(store), run_id, cells=_split(cells), validators=_split(validators))
     except InputError as exc:
@@ -339,6 +345,20 @@ def baseline_promote(
     console.print(f"promoted run {promotion.run_id} as the baseline of {promotion.model}: "
                   f"{len(promotion.pointers)} checks ({statuses}) by {promotion.promoted_by}"
                   + (f" (rule {promotion.rule})" if promotion.rule != "manual" else ""), highlight=False)
+
+
+@store_app.command("compact")
+def store_compact(
+    older_than_runs: Annotated[Optional[int], typer.Option(help="Leave the newest N runs as they are (default: compact all).")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Merge the reports files of many runs into one Parquet file (atomic for readers), then delete the old ones."""
+    done = _store(store).compact(older_than_runs)
+    if done.file is None:
+        console.print("nothing to compact (fewer than two reports files to merge)")
+        return
+    console.print(f"compacted {len(done.run_ids)} runs ({done.rows} report rows) into {done.file}; "
+                  f"removed {len(done.removed)} files", highlight=False)
 
 
 def _count(values) -> dict[str, int]:

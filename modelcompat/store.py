@@ -5,6 +5,7 @@ Layout under the store root (a local folder, or any pyarrow/fsspec URI such as `
     runs/<run_id>.parquet                        one row: the run (the commit marker)
     reports/<run_id>/part-<token>.parquet        one row per (cell, validator) of that run
     runs/.tmp-*, reports/<run_id>/.tmp-*         in-flight writes (never read)
+    reports/~compacted/part-<token>.parquet      reports of many runs merged by Store.compact (one row group per run)
     checks/<cache_key>.parquet                   the check cache: one finished check each, written as
                                                  it finishes, before its run commits (docs/caching.md)
 
@@ -18,7 +19,8 @@ Both folders read as they are with ``pandas.read_parquet(root / "runs")`` or
 ``pyarrow.dataset.dataset(root / "reports")``: files starting with ``.`` are skipped by pyarrow, and
 the run folders are not ``key=value`` (hive) names, so ``run_id`` is an ordinary column, never a
 conflicting partition key. A raw read of ``reports/`` may include an uncommitted part of a crashed
-writer until cleanup; keep only rows whose file is named by a runs row (or use :class:`Store`).
+writer (or, after an interrupted :meth:`Store.compact`, a run's rows twice) until cleanup; keep only
+rows whose file is named by a runs row (or use :class:`Store`). Compaction and DuckDB: docs/store.md.
 
 Every file carries ``schema_version`` as a column and in the schema metadata. Readers conform older
 files to the current schema: columns they lack are filled with nulls (struct fields too), columns
@@ -37,6 +39,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -56,6 +59,9 @@ RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _RUN_ID_RE = re.compile(RUN_ID_PATTERN)
 
 _TMP_PREFIX = ".tmp-"
+# Shared files written by Store.compact. `~` is outside RUN_ID_PATTERN (no run folder can have this name)
+# and, unlike `_`/`.`, not skipped by pyarrow datasets, so raw reads of reports/ still see these rows.
+_COMPACTED_DIR = "reports/~compacted"
 _READ_THREADS = 8
 
 
@@ -180,6 +186,17 @@ class RunRecord(BaseModel):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must be timezone-aware (e.g. datetime.now(timezone.utc))")
         return value.astimezone(timezone.utc)
+
+
+class Compaction(BaseModel):
+    """What :meth:`Store.compact` did: the merged file, the runs now pointing at it, the files deleted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str | None = Field(None, description="The compacted file, relative to the store root (None: nothing to do).")
+    run_ids: tuple[str, ...] = ()
+    rows: int = 0
+    removed: tuple[str, ...] = Field((), description="Reports files deleted (relative), no runs row naming them.")
 
 
 class Store:
@@ -403,11 +420,38 @@ class Store:
         if relative is None:
             raise StoreError(f"run {run_id!r} in the store {self.uri} names no reports file")
         path = self._abs(relative)
-        try:
-            table = pq.read_table(path, filesystem=self._fs)
-        except FileNotFoundError:
-            raise StoreError(f"run {run_id!r} is committed but its reports file {path} is missing") from None
+        for _attempt in range(3):
+            try:
+                if relative.startswith(f"{_COMPACTED_DIR}/"):
+                    table = self._read_compacted(path, run_id)
+                else:
+                    table = pq.read_table(path, filesystem=self._fs)
+                break
+            except FileNotFoundError:
+                # Store.compact moved this run to a compacted file and deleted the part we were told
+                # about: the run's current runs row names the file to read.
+                fresh = self._run_table(run_id)
+                newer = fresh.column("reports_file")[0].as_py() if fresh is not None else None
+                if newer is None or newer == relative:
+                    raise StoreError(f"run {run_id!r} is committed but its reports file {path} is missing") from None
+                relative, path = newer, self._abs(newer)
+        else:
+            raise StoreError(f"run {run_id!r}: its reports file kept moving while being read ({path})")
         return _conform(table, _REPORTS_READ, path)
+
+    def _read_compacted(self, path: str, run_id: str) -> pa.Table:
+        """One run's rows of a shared compacted file: only the row groups whose run_id range holds it."""
+        pf = pq.ParquetFile(path, filesystem=self._fs)
+        meta = pf.metadata
+        groups = []
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            stats = next((group.column(j).statistics for j in range(group.num_columns)
+                          if group.column(j).path_in_schema == "run_id"), None)
+            if stats is None or not stats.has_min_max or stats.min <= run_id <= stats.max:
+                groups.append(i)
+        table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+        return table.filter(pc.equal(table.column("run_id"), run_id))
 
     def _read_many(self, items: Sequence[Any], read: Any) -> list[pa.Table]:
         # One small file per run: reading them in parallel hides per-file latency (S3 especially).
@@ -447,6 +491,89 @@ class Store:
                     except OSError:
                         pass
         return removed
+
+    def compact(self, older_than_runs: int | None = None) -> Compaction:
+        """Merge the reports files of committed runs into one ``reports/~compacted/part-*.parquet``.
+
+        ``older_than_runs=N`` leaves the newest N runs (by ``started_at``) as they are; None takes all.
+        Runs whose file is shared with a run outside the selection keep it. Already compacted files of
+        selected runs are merged again, so repeated compactions keep the file count low.
+
+        Atomic for readers, in three steps: (1) write the merged file (one row group per run) to a
+        ``.tmp-`` name and rename it into place; (2) per run, replace its runs row by one naming the
+        merged file (temp name + ``os.replace``: a reader sees the old or the new row, both valid);
+        (3) only then delete the old files that no runs row names any more. A reader that read an old
+        row just before its file was deleted re-reads the row (``_read_reports_file``). A crash leaves at
+        most a ``.tmp-`` file (1), an unreferenced merged file (before any row moved), old parts no row
+        names (2, 3), or a merged file also holding rows of runs that still point at their old part
+        (readers filter by run_id): :meth:`cleanup_orphans` removes what no row names, and ``compact``
+        can simply be run again. Run one compaction at a time (it is maintenance, like cleanup).
+        """
+        if older_than_runs is not None and older_than_runs < 0:
+            raise StoreError(f"older_than_runs must be >= 0, not {older_than_runs}")
+        every = self._runs_table().to_pylist()
+        chosen = every if older_than_runs is None else every[: max(0, len(every) - older_than_runs)]
+        chosen_ids = {r["run_id"] for r in chosen}
+        users: dict[str, set[str]] = {}
+        for row in every:
+            users.setdefault(row["reports_file"], set()).add(row["run_id"])
+        chosen = [r for r in chosen if r["reports_file"] and users[r["reports_file"]] <= chosen_ids]
+        sources = {r["reports_file"] for r in chosen}
+        if len(sources) < 2:
+            return Compaction()
+
+        # (1) the merged file, streamed one run (= one row group) at a time.
+        relative = f"{_COMPACTED_DIR}/part-{uuid.uuid4().hex}.parquet"
+        final = self._abs(relative)
+        directory = final.rsplit("/", 1)[0]
+        tmp = f"{directory}/{_TMP_PREFIX}{uuid.uuid4().hex}-{final.rsplit('/', 1)[1]}"
+        n_rows = 0
+        try:
+            self._fs.create_dir(directory, recursive=True)
+            with pq.ParquetWriter(tmp, REPORTS_SCHEMA, filesystem=self._fs) as writer:
+                for row in chosen:
+                    table = self._read_reports_file((row["reports_file"], row["run_id"]))
+                    try:
+                        table = table.cast(REPORTS_SCHEMA)
+                    except ValueError as exc:  # a null in a column required today: refuse, keep everything
+                        raise StoreError(f"run {row['run_id']!r} cannot be compacted: {exc}") from exc
+                    writer.write_table(table)
+                    n_rows += table.num_rows
+            self._publish(tmp, final, exclusive=False)
+        except BaseException:
+            self._delete_quietly(tmp)
+            raise
+
+        # (2) repoint each run; a row that changed since the listing is left alone.
+        moved = []
+        for row in chosen:
+            fresh = self._run_table(row["run_id"])
+            if fresh is None or fresh.column("reports_file")[0].as_py() != row["reports_file"]:
+                continue
+            index = fresh.schema.get_field_index("reports_file")
+            fresh = fresh.set_column(index, fresh.schema.field(index), pa.array([relative], pa.string()))
+            try:
+                fresh = fresh.cast(RUNS_SCHEMA)
+            except ValueError:  # an older row with a null where a value is required today: keep it nullable
+                fresh = fresh.replace_schema_metadata(_metadata("runs"))
+            self._write_atomic(fresh, self._runs_path(row["run_id"]), exclusive=False)
+            moved.append(row["run_id"])
+
+        # (3) delete the old files no runs row names any more.
+        named = set(self._runs_table().column("reports_file").to_pylist())
+        removed = []
+        for source in sorted(sources - named):
+            self._delete_quietly(self._abs(source))
+            removed.append(source)
+        if self._local:
+            for source in removed:
+                folder = self._abs(source).rsplit("/", 1)[0]
+                if not folder.endswith(_COMPACTED_DIR):
+                    try:
+                        os.rmdir(folder)  # the run's folder, if now empty
+                    except OSError:
+                        pass
+        return Compaction(file=relative, run_ids=tuple(moved), rows=n_rows, removed=tuple(removed))
 
     # ---------------------------------------------------------------- paths
 

@@ -145,3 +145,68 @@ def test_concurrent_promotions_lose_nothing_and_never_corrupt(tmp_path: Path) ->
     # every file parses, and the current pointers are those of the last promotion in the total order
     last = history[-1].run_id
     assert set(pointers(store, "demo").values()) == {last}
+
+
+def _versioned_run(store: Store, run_id: str, minutes: int, model: str, version: str, verdict: str = "pass") -> None:
+    reports = [report(run_id, c, v) for c in CELLS for v in VALIDATORS]
+    run = make_run(run_id, T0 + timedelta(minutes=minutes), model_name=model)
+    store.append_run(run.model_copy(update={"verdict": verdict, "model_version": version}), reports)
+
+
+def test_promote_rule_last_passing_on_a_registry_alias(tmp_path: Path, demo_package) -> None:
+    import subprocess
+    import sys
+
+    from modelcompat.model_registry import LocalRegistry
+    from pkgvariants import variant
+
+    def set_version(version: str):
+        def edit(_folder: Path, manifest: dict) -> None:
+            manifest["version"] = version
+        return edit
+
+    registry = LocalRegistry(tmp_path / "registry")
+    name = demo_package.manifest.name
+    for version in ("1", "2"):
+        registry.register(variant(demo_package, tmp_path / f"pkg-{version}", set_version(version)).root)
+    registry.set_alias(name, "production", "1")
+    registry.set_alias(name, "staging", "2")
+
+    store = Store(tmp_path / "store")
+    _versioned_run(store, "v1-a", 0, name, "1")
+    _versioned_run(store, "v1-b", 10, name, "1")
+    _versioned_run(store, "v1-c", 20, name, "1", verdict="regressed")
+    _versioned_run(store, "v2-a", 30, name, "2")  # the latest passing run overall, but not production's
+    _versioned_run(store, "v2-b", 40, name, "2", verdict="fail")
+
+    assert promote_rule(store, name).run_id == "v2-a"  # no alias: any version
+    p = promote_rule(store, name, alias="production", registry=registry)
+    assert p.run_id == "v1-b" and p.rule == "last-passing@production"
+    assert set(pointers(store, name).values()) == {"v1-b"}
+    # the registry may also be given as a folder (open_registry), and aliases move with the registry
+    registry.set_alias(name, "production", "2")
+    assert promote_rule(store, name, alias="production", registry=str(registry.root)).run_id == "v2-a"
+    with pytest.raises(BaselineError, match="no alias 'canary'") as info:
+        promote_rule(store, name, alias="canary", registry=registry)
+    assert "production -> 2" in info.value.render()
+    registry.set_alias(name, "staging", "1")
+    _versioned_run(store, "v1-z", 50, name, "1", verdict="fail")
+    assert promote_rule(store, name, alias="staging", registry=registry).run_id == "v1-b"
+
+    # CLI: --rule last-passing --model NAME --alias production, registry from $MODELCOMPAT_REGISTRY
+    registry.set_alias(name, "production", "1")
+    env = {**os.environ, "MODELCOMPAT_REGISTRY": str(registry.root)}
+    cmd = [sys.executable, "-m", "modelcompat.cli", "baseline", "promote", "--rule", "last-passing",
+           "--model", name, "--store", str(tmp_path / "store")]
+    done = subprocess.run([*cmd, "--alias", "production"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "promoted run v1-b" in done.stdout and "last-passing@production" in done.stdout
+    assert promotions(store, name)[-1].run_id == "v1-b"
+    # no passing run of the version the alias points at: exit 2 with the reason
+    registry.set_alias(name, "staging", "2")
+    store2 = Store(tmp_path / "store2")
+    _versioned_run(store2, "only-v1", 0, name, "1")
+    done = subprocess.run([sys.executable, "-m", "modelcompat.cli", "baseline", "promote", "--rule", "last-passing",
+                           "--model", name, "--alias", "staging", "--store", str(tmp_path / "store2")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "on version '2' (alias 'staging')" in " ".join(done.stderr.split()), done.stderr
