@@ -2,10 +2,11 @@
 
 Three ways to run `cells` cells of `k` no-op checks each (`noop_cell`):
 
-- product path: a Prefect flow mirroring check_matrix's execute step — one Prefect task per cell,
-  submitted through the task runner `modelcompat.orchestration.make_task_runner(None, 2)` gives
-  (DaskTaskRunner, local cluster of 2 process workers), results collected with `as_completed` —
-  against one Prefect server for the session (`prefect_api()`), as the product runs;
+- product path: a Prefect flow mirroring check_matrix's execute step — one Prefect task per cell on the
+  task runner `modelcompat.orchestration.make_task_runner(None, 2)` gives (DaskCellRunner: Prefect
+  tasks in threads of the flow process, each handing its cell to a local Dask cluster of 2 process
+  workers with `run_cell`), results collected with `as_completed` — against one Prefect server for the
+  session (`prefect_api()`), as the product runs;
 - plain Dask: `client.map(noop_cell, ...)` + `gather` on a LocalCluster of the same shape;
 - plain Python loop over the same function.
 
@@ -22,8 +23,9 @@ from benchmarks import Context, Figure, median, result
 
 NAME = "orchestration"
 TITLE = "Orchestration overhead per (cell, validator)"
-DESCRIPTION = ("No-op checks, one task per cell: Prefect flow on DaskTaskRunner (2 process workers, via "
-               "make_task_runner) vs plain Dask client.map vs a plain Python loop.")
+DESCRIPTION = ("No-op checks, one task per cell: Prefect flow whose cell tasks hand their cell to Dask "
+               "(DaskCellRunner, 2 process workers, via make_task_runner) vs plain Dask client.map vs a plain "
+               "Python loop.")
 
 WORKERS = 2
 
@@ -44,9 +46,13 @@ def _prefect_objects() -> tuple[Any, Any]:
     from prefect.cache_policies import NO_CACHE
     from prefect.futures import as_completed
 
+    from prefect.context import FlowRunContext
+
     @task(name="bench-noop-cell", cache_policy=NO_CACHE, persist_result=False)
     def noop_cell_task(cell: int, k: int) -> list[dict[str, Any]]:
-        return noop_cell(cell, k)
+        # What check-cell costs: a thread task that waits on its cell's Dask future.
+        runner = FlowRunContext.get().task_runner
+        return runner.client.submit(noop_cell, cell, k, pure=False, priority=-cell).result()
 
     @flow(name="bench-orchestration", persist_result=False)
     def noop_matrix(cells: int, k: int) -> dict[str, Any]:

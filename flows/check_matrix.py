@@ -6,11 +6,9 @@ validators on a Dask worker (one probe process per cell), so orchestration is pa
 from __future__ import annotations
 
 import secrets
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Any
 
-import dask
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -24,7 +22,7 @@ from modelcompat.compare import compare_reports
 from modelcompat.harness import CellJob, check_cell, skipped_report, skipped_reports
 from modelcompat.plan import REUSABLE, make_plan, plan_markdown
 from modelcompat.matrix import load_matrix
-from modelcompat.orchestration import detect_local_resources, worker_resources
+from modelcompat.orchestration import DaskCellRunner, make_task_runner
 from modelcompat.package import load_package
 from modelcompat.publish import markdown_summary, table_rows
 from modelcompat.report import Finding, Report, Severity, Status
@@ -47,8 +45,8 @@ def _flow_run_name() -> str:
 
 @task(name="check-cell", cache_policy=NO_CACHE)
 def check_cell_task(job: CellJob) -> list[Report]:
-    """Check one cell on whichever Dask worker runs it (provisions the runtime env there)."""
-    return check_cell(job)
+    """The cell's checks, run on a Dask worker offering its hardware (the runtime env is provisioned there)."""
+    return _cell_runner().cell_result(job.cell.id)
 
 
 def _artifact_key(model_name: str) -> str:
@@ -56,13 +54,12 @@ def _artifact_key(model_name: str) -> str:
     return "compat-" + "".join(ch if ch.isalnum() else "-" for ch in model_name.lower())
 
 
-def _offered_resources() -> dict[str, dict[str, float]]:
-    """What the workers offer. A local cluster runs on this host: ask the host, not the cluster,
-    so deciding routing never starts a cluster by itself."""
+def _cell_runner() -> DaskCellRunner:
+    """The flow run's DaskCellRunner (the flow's default task runner is one, configured from settings)."""
     runner = getattr(FlowRunContext.get(), "task_runner", None)
-    if getattr(runner, "address", None) is None or not hasattr(runner, "client"):
-        return {"local": detect_local_resources()}
-    return worker_resources(runner.client)
+    if not isinstance(runner, DaskCellRunner):
+        raise RuntimeError("check-matrix must run with a DaskCellRunner (modelcompat.orchestration.make_task_runner)")
+    return runner
 
 
 def _task_failed_reports(job: CellJob, exc: BaseException, registry: Registry) -> list[Report]:
@@ -85,7 +82,8 @@ def _save_checks(store_: Store, reports: list[Report], logger: Any) -> None:
                 logger.warning("could not keep %s/%s in the check cache: %s", report.cell, report.validator, exc)
 
 
-@flow(name="check-matrix", flow_run_name=_flow_run_name, persist_result=False)
+@flow(name="check-matrix", flow_run_name=_flow_run_name, persist_result=False,
+      task_runner=make_task_runner(settings.dask_address(), settings.workers()))
 def check_matrix(
     matrix: str | None = None,
     model: str | None = None,
@@ -123,7 +121,7 @@ def check_matrix(
     env_cache = settings.env_cache()
     plan = make_plan(selected, names, package, registry, params=params, store=store_, force=force,
                      force_validators=set(force_validators or ()), env_cache=env_cache,
-                     offered=_offered_resources())
+                     offered=_cell_runner().offered_resources())
     create_markdown_artifact(key=_artifact_key(package.manifest.name) + "-plan", markdown=plan_markdown(plan),
                              description=f"run {run_id}: plan")
     to_run = [p for p in plan if p.decision == "run"]
@@ -151,12 +149,10 @@ def check_matrix(
     jobs = [CellJob(cell=c, package_root=str(package.root), validators=tuple(by_cell[c.id]), params=params,
                     run_id=run_id, env_cache=str(env_cache)) for c in selected if c.id in by_cell]
     futures = {}
+    if jobs:
+        _cell_runner().submit_cells(check_cell, jobs)
     for job in jobs:
-        # Route cells that need hardware (GPU=1) only to workers offering it.
-        routing = dask.annotate(resources=dict(job.cell.hardware.resources)) if job.cell.hardware.resources else nullcontext()
-        with routing:
-            future = check_cell_task.with_options(task_run_name=f"check {job.cell.id}").submit(job)
-        futures[future] = job
+        futures[check_cell_task.with_options(task_run_name=f"check {job.cell.id}").submit(job)] = job
     for future in as_completed(list(futures)):
         job = futures[future]
         try:

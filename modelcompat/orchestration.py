@@ -11,6 +11,8 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,20 +75,94 @@ def detect_local_resources() -> dict[str, float]:
 
 
 def make_task_runner(address: str | None, workers: int) -> Any:
-    """A DaskTaskRunner on an existing scheduler, or on a local cluster of process workers."""
-    from prefect_dask import DaskTaskRunner
+    """The flow's task runner: Prefect tasks in threads of the flow process, each handing its cell to Dask."""
+    return DaskCellRunner(address=address, workers=workers)
 
-    if address:
-        return DaskTaskRunner(address=address)
-    resources = detect_local_resources()
-    return DaskTaskRunner(cluster_kwargs={
-        "n_workers": workers,
-        "threads_per_worker": 1,  # validators measure time and memory: one check per process at a time
-        "processes": True,
-        "dashboard_address": None,
-        # Every local worker sees the host's GPUs: they share them (one check per worker at a time).
-        "resources": resources or None,
-    })
+
+def _cell_runner_base() -> type:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner
+
+
+class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
+    """Prefect tasks run in threads of the flow process; each submits its cell to a Dask client.
+
+    Why not DaskTaskRunner: a Prefect task *on* Dask costs ≈70–180 ms of orchestration here (DESIGN.md,
+    docs/benchmarks.md), paid per cell; a Prefect task in a thread costs a few ms and a plain
+    `Client.submit` ≈2 ms. The cell still shows as a task run named after it in the Prefect UI, and the
+    heavy work (env provisioning, probe) still runs on a Dask worker, routed by resources (GPU=1).
+    The cluster (local) or client (remote) is created on first use only: a run with nothing to do
+    starts none.
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None, max_workers: int = 64) -> None:
+        super().__init__(max_workers=max_workers)  # threads only wait on Dask futures: cheap to have many
+        self.address = address
+        self.workers = workers or 1
+        self._client: Any = None
+        self._cluster: Any = None
+        self._lock = threading.Lock()
+        self._futures: dict[str, Any] = {}
+
+    def duplicate(self) -> "DaskCellRunner":
+        return type(self)(address=self.address, workers=self.workers, max_workers=self._max_workers)
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from distributed import Client, LocalCluster
+
+                if self.address:
+                    self._client = Client(self.address, timeout=60)
+                else:
+                    resources = detect_local_resources()
+                    self._cluster = LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,  # validators measure time and memory: one check per process
+                        processes=True,
+                        dashboard_address=None,
+                        # Every local worker sees the host's GPUs: they share them.
+                        resources=resources or None,
+                    )
+                    self._client = Client(self._cluster)
+            return self._client
+
+    @property
+    def started(self) -> bool:
+        """Whether a client (and so a cluster) exists yet."""
+        return self._client is not None
+
+    def offered_resources(self) -> dict[str, dict[str, float]]:
+        """What the workers offer. A local cluster runs on this host: ask the host, so deciding routing
+        never starts a cluster by itself."""
+        if not self.address:
+            return {"local": detect_local_resources()}
+        return worker_resources(self.client)
+
+    def submit_cells(self, fn: Any, jobs: list[Any]) -> None:
+        """Submit `fn(job)` for every job, in order (earlier jobs first), each to a worker offering the
+        cell's hardware resources. Submitting from one thread in plan order keeps the order Dask sees
+        deterministic; the per-cell Prefect tasks then wait on their own future."""
+        for i, job in enumerate(jobs):
+            self._futures[job.cell.id] = self.client.submit(
+                fn, job, resources=dict(job.cell.hardware.resources) or None, pure=False, priority=-i,
+                key=f"check-{job.cell.id}-{uuid.uuid4().hex[:8]}")
+
+    def cell_result(self, cell_id: str) -> Any:
+        """Wait for a submitted cell (Dask re-runs it elsewhere if its worker is lost)."""
+        return self._futures.pop(cell_id).result()
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            if self._client is not None:
+                self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self._client = self._cluster = None
 
 
 def worker_resources(client: Any) -> dict[str, dict[str, float]]:
