@@ -1,8 +1,10 @@
-"""Prefect server and Dask cluster plumbing: one API URL for the flow and its workers, resource routing.
+"""Prefect server and Dask cluster plumbing: one Prefect API per run, cells on Dask, resource routing.
 
-Without `PREFECT_API_URL` every Dask worker process would start a temporary server of its own on one
-SQLite file (≈150 ms/task and "database is locked", DESIGN.md): so we start exactly one server, put its
-URL in the environment *before* the workers are spawned, and stop it when the run ends.
+We start exactly one Prefect server per CLI run (unless PREFECT_API_URL is set) and put its URL in the
+environment before any worker spawns: a process without it would start a temporary server of its own on
+one SQLite file (≈150 ms/task and "database is locked", DESIGN.md). Dask workers run plain functions
+(DaskCellRunner), so they do not call the API themselves; the URL they inherit keeps it that way if a
+validator ever logs through Prefect.
 """
 from __future__ import annotations
 
