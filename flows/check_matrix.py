@@ -5,6 +5,7 @@ validators on a Dask worker (one probe process per cell), so orchestration is pa
 """
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import datetime, timezone
 from typing import Any
@@ -26,6 +27,7 @@ from modelcompat.orchestration import DaskCellRunner, make_task_runner
 from modelcompat.package import load_package
 from modelcompat.publish import markdown_summary, table_rows
 from modelcompat.report import Finding, Report, Severity, Status
+from modelcompat.scheduling import longest_first
 from modelcompat.store import RunRecord, Store
 from modelcompat.summary import run_summary, verdict
 from modelcompat.validators.registry import Registry
@@ -146,11 +148,17 @@ def check_matrix(
     by_cell: dict[str, list[str]] = {}
     for p in to_run:
         by_cell.setdefault(p.cell.id, []).append(p.validator)
-    jobs = [CellJob(cell=c, package_root=str(package.root), validators=tuple(by_cell[c.id]), params=params,
-                    run_id=run_id, env_cache=str(env_cache)) for c in selected if c.id in by_cell]
+    cells_by_id = {c.id: c for c in selected}
+    # Absolute paths (symlinks kept: on a cluster they may name the shared mount): a worker does not
+    # share this process's working directory.
+    jobs = [CellJob(cell=cells_by_id[cell_id], package_root=os.path.abspath(package.root),
+                    validators=tuple(by_cell[cell_id]), params=params, run_id=run_id,
+                    env_cache=os.path.abspath(env_cache)) for cell_id in longest_first(plan)]
     futures = {}
     if jobs:
-        _cell_runner().submit_cells(check_cell, jobs)
+        preload = sorted({name for v in {p.validator for p in to_run}
+                          for name in getattr(registry.validators.get(v), "preload", ())})
+        _cell_runner().submit_cells(check_cell, jobs, preload=preload)
     for job in jobs:
         futures[check_cell_task.with_options(task_run_name=f"check {job.cell.id}").submit(job)] = job
     for future in as_completed(list(futures)):

@@ -15,13 +15,30 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from modelcompat.cells import Cell
 
 log = logging.getLogger(__name__)
+
+# Every cell task of a run shares this Dask task group (the first part of its key), so the scheduler
+# sees one group larger than the cluster and queues it ("root-ish" tasks) instead of assigning every
+# cell to a worker up front; with a worker saturation of 1.0 a worker receives its next cell only when
+# it is free. Measured: without it, a cell assigned early to a busy worker waited ~1.6 s for work
+# stealing while another worker sat idle (docs/benchmarks.md `parallel_efficiency`).
+CELL_TASK_GROUP = "modelcompat-cell"
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.scheduler.worker-saturation": 1.0,
+    # Workers are forked from one forkserver that has imported distributed and the validators' slow
+    # imports once (`Validator.preload`), instead of each spawned worker importing them again: a run
+    # pays great_expectations' ~3 s import once, not once per worker, and workers exit in ms.
+    "distributed.worker.multiprocessing-method": "forkserver",
+}
+
+
+_HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
 
 
 @contextlib.contextmanager
@@ -37,13 +54,19 @@ def prefect_api(home: str | None = None) -> Iterator[str]:
         os.environ["PREFECT_HOME"] = home
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     server = SubprocessASGIServer()
     server.start(timeout=120)
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by Dask worker processes spawned later
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url}
+        if not any(os.environ.get(k) for k in _HEARTBEAT_VARIABLES):
+            # Heartbeats let a long-lived server notice a crashed flow run; this server lives and dies
+            # with the run, so they buy nothing here, and stopping their thread costs up to 1 s at the
+            # end of every run (it sleeps in 1 s steps): a third of a no-change re-run.
+            updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        with temporary_settings(updates=updates):
             try:
                 yield server.api_url
             finally:
@@ -106,6 +129,7 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
         self._cluster: Any = None
         self._lock = threading.Lock()
         self._futures: dict[str, Any] = {}
+        self.preload: tuple[str, ...] = ()  # see Validator.preload; set before the cluster starts
 
     def duplicate(self) -> "DaskCellRunner":
         return type(self)(address=self.address, workers=self.workers, max_workers=self._max_workers)
@@ -114,20 +138,12 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                from distributed import Client, LocalCluster
+                from distributed import Client
 
                 if self.address:
                     self._client = Client(self.address, timeout=60)
                 else:
-                    resources = detect_local_resources()
-                    self._cluster = LocalCluster(
-                        n_workers=self.workers,
-                        threads_per_worker=1,  # validators measure time and memory: one check per process
-                        processes=True,
-                        dashboard_address=None,
-                        # Every local worker sees the host's GPUs: they share them.
-                        resources=resources or None,
-                    )
+                    self._cluster = start_local_cluster(self.workers, self.preload)
                     self._client = Client(self._cluster)
             return self._client
 
@@ -143,14 +159,31 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
             return {"local": detect_local_resources()}
         return worker_resources(self.client)
 
-    def submit_cells(self, fn: Any, jobs: list[Any]) -> None:
-        """Submit `fn(job)` for every job, in order (earlier jobs first), each to a worker offering the
-        cell's hardware resources. Submitting from one thread in plan order keeps the order Dask sees
-        deterministic; the per-cell Prefect tasks then wait on their own future."""
+    def submit_cells(self, fn: Any, jobs: list[Any], preload: Sequence[str] = ()) -> None:
+        """Submit `fn(job)` for every job, each to a worker offering the cell's hardware resources.
+
+        Jobs are given priorities in list order (the first runs first): callers put the longest cells
+        first, so no long cell starts last and leaves the other workers idle at the end. Submitting
+        from one thread keeps the order Dask sees deterministic; the per-cell Prefect tasks then wait
+        on their own future. `preload` (Validator.preload of the checks to run) warms a local
+        cluster's workers; it does nothing once the cluster runs, or on a remote one.
+        """
+        if not self.started:
+            self.preload = tuple(preload)
+        import dask
+
+        cells = []
         for i, job in enumerate(jobs):
-            self._futures[job.cell.id] = self.client.submit(
-                fn, job, resources=dict(job.cell.hardware.resources) or None, pure=False, priority=-i,
-                key=f"check-{job.cell.id}-{uuid.uuid4().hex[:8]}")
+            resources = {"resources": dict(job.cell.hardware.resources)} if job.cell.hardware.resources else {}
+            with dask.annotate(priority=-i, **resources):
+                # A tuple key: one task group for every cell (see CELL_TASK_GROUP), the cell id still
+                # readable on the dashboard.
+                cells.append(dask.delayed(fn, pure=False)(
+                    job, dask_key_name=(CELL_TASK_GROUP, job.cell.id, uuid.uuid4().hex[:8])))
+        # One graph update for all cells: submitted one by one, the first ones would reach the
+        # scheduler while the group is still small, not look "root-ish", and be assigned up front.
+        futures = self.client.compute(cells, optimize_graph=False)
+        self._futures.update({job.cell.id: future for job, future in zip(jobs, futures, strict=True)})
 
     def cell_result(self, cell_id: str) -> Any:
         """Wait for a submitted cell (Dask re-runs it elsewhere if its worker is lost)."""
@@ -165,6 +198,53 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
             if self._cluster is not None:
                 self._cluster.close()
             self._client = self._cluster = None
+
+
+def start_local_cluster(workers: int, preload: Sequence[str] = ()) -> Any:
+    """A LocalCluster of `workers` single-threaded process workers, configured as LOCAL_CLUSTER_CONFIG says."""
+    import dask
+    from distributed import LocalCluster
+
+    resources = detect_local_resources()
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        _start_forkserver(preload)
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,  # validators measure time and memory: one check per process
+            processes=True,
+            dashboard_address=None,
+            # Every local worker sees the host's GPUs: they share them.
+            resources=resources or None,
+            # Forked workers start with the forkserver's environment, frozen when it started: hand
+            # them this process's current one, as a spawned worker would inherit it.
+            env=dict(os.environ),
+        )
+
+
+def _start_forkserver(preload: Sequence[str]) -> None:
+    """Start this process's multiprocessing forkserver, preloaded, unless it already runs.
+
+    It is one per process and lives as long as the process: a long-lived `modelcompat serve` or a
+    test session pays the preload once; the first run decides what is preloaded.
+    """
+    import multiprocessing
+    import multiprocessing.forkserver as forkserver
+
+    from modelcompat.worker_preload import PRELOAD_ENV
+
+    ctx = multiprocessing.get_context("forkserver")
+    # distributed: what a worker imports anyway. The forkserver reads its preload list and our
+    # variable when it starts, from this process's environment at that moment.
+    ctx.set_forkserver_preload(["distributed", "modelcompat.harness", "modelcompat.worker_preload"])
+    previous = os.environ.get(PRELOAD_ENV)
+    os.environ[PRELOAD_ENV] = ",".join(preload)
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is None:
+            os.environ.pop(PRELOAD_ENV, None)
+        else:
+            os.environ[PRELOAD_ENV] = previous
 
 
 def worker_resources(client: Any) -> dict[str, dict[str, float]]:

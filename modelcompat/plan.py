@@ -36,6 +36,7 @@ class PlannedCheck:
     components: dict[str, str] | None = None
     reused: Report | None = None
     code: str | None = None  # finding code of a `skipped` decision
+    expected_s: float | None = None  # how long this check took the last time it ran (schedules long cells first)
 
 
 # How many of a model's most recent runs the planner reads. Every run records all its checks (reused
@@ -80,6 +81,13 @@ class History:
         report = self._store.check(key)
         return report if report is not None and report.status.value in REUSABLE else None
 
+    def previous_duration(self, model: str, cell: str, validator: str) -> float | None:
+        """Seconds the check took in its latest report that really ran it (not skipped)."""
+        row = self._latest.get((model, cell, validator))
+        if not row or row.get("status") == "skipped" or row.get("duration_s") is None:
+            return None
+        return float(row["duration_s"])
+
     def previous_inputs(self, model: str, cell: str, validator: str) -> dict[str, str] | None:
         row = self._latest.get((model, cell, validator))
         return dict(row.get("cache_inputs") or {}) if row else None
@@ -115,12 +123,13 @@ def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, r
                 continue
             components = input_components(cls, params.get(name, {}), cell, package, env)
             key = cache_key(components) if components is not None else None
+            expected = history.previous_duration(package.manifest.name, cell.id, name)
             if force or name in force_validators:
-                plan.append(PlannedCheck(cell, name, "run", "forced", key, components))
+                plan.append(PlannedCheck(cell, name, "run", "forced", key, components, expected_s=expected))
                 continue
             if components is None:
-                plan.append(PlannedCheck(cell, name, "run",
-                                         f"runtime {cell.runtime.id} not provisioned yet", None, None))
+                plan.append(PlannedCheck(cell, name, "run", f"runtime {cell.runtime.id} not provisioned yet",
+                                         None, None, expected_s=expected))
                 continue
             reused = history.reusable(key)
             if reused is not None:
@@ -134,7 +143,7 @@ def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, r
                 reason = "the earlier report has no cache key"
             else:
                 reason = "; ".join(changed_inputs(before, components)) or "earlier report did not reach a verdict"
-            plan.append(PlannedCheck(cell, name, "run", reason, key, components))
+            plan.append(PlannedCheck(cell, name, "run", reason, key, components, expected_s=expected))
     return plan
 
 

@@ -1,5 +1,10 @@
-"""Hardware routing decisions: which cells can run on the workers a cluster offers."""
+"""Hardware routing decisions, and the local Dask cluster cells run on (queuing, order, preload, environment)."""
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
 
 from modelcompat.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
 from modelcompat.orchestration import unavailable_reason
@@ -25,3 +30,82 @@ def test_gpu_cell_is_skipped_when_no_worker_offers_a_gpu() -> None:
 def test_gpu_cell_routes_when_one_worker_has_a_gpu() -> None:
     assert unavailable_reason(_cell({"GPU": 1}), {"w1": {}, "w2": {"GPU": 1}}) is None
     assert unavailable_reason(_cell({"GPU": 2}), {"w2": {"GPU": 1}}) is not None
+
+
+# Run in a fresh interpreter: the multiprocessing forkserver (and what it preloaded) is one per process,
+# so only a new process shows what a run's first local cluster does.
+_CLUSTER_SCRIPT = textwrap.dedent("""
+    import json, os, sys, threading, time
+    from dataclasses import dataclass
+    from modelcompat.orchestration import DaskCellRunner
+
+    @dataclass(frozen=True)
+    class Cell:
+        id: str
+        hardware: object
+
+    @dataclass(frozen=True)
+    class Hardware:
+        resources: dict
+
+    @dataclass(frozen=True)
+    class Job:
+        cell: Cell
+
+    def job(cid):
+        return Job(Cell(cid, Hardware({})))
+
+    def started(j):
+        gate = os.environ["GATE"]
+        with open(os.path.join(gate, "order"), "a") as f:
+            f.write(j.cell.id + "\\n")
+        while not os.path.exists(os.path.join(gate, "go")):
+            time.sleep(0.02)
+        return {"cell": j.cell.id, "gx_preloaded": "great_expectations" in sys.modules,
+                "late_variable": os.environ.get("SET_AFTER_FORKSERVER")}
+
+    def main():
+        gate = os.environ["GATE"]
+        preload = ["modelcompat.validators.data_contract:import_great_expectations"]
+        out = {}
+        with DaskCellRunner(workers=2) as runner:
+            jobs = [job(c) for c in ["c5", "c4", "c3", "c2", "c1"]]
+            runner.submit_cells(started, jobs, preload=preload)
+            time.sleep(1.5)  # both workers hold their first cell; the rest wait on the scheduler
+            out["held"] = runner.client.run_on_scheduler(lambda dask_scheduler: {
+                "queued": len(dask_scheduler.queued),
+                "processing": sorted(len(w.processing) for w in dask_scheduler.workers.values())})
+            open(os.path.join(gate, "go"), "w").close()
+            out["results"] = [runner.cell_result(j.cell.id) for j in jobs]
+        os.environ["SET_AFTER_FORKSERVER"] = "seen"  # the forkserver runs already: workers must still see it
+        with DaskCellRunner(workers=1) as runner:
+            runner.submit_cells(started, [job("again")])
+            out["second_cluster"] = runner.cell_result("again")
+        out["order"] = open(os.path.join(gate, "order")).read().split()
+        print("RESULT " + json.dumps(out))
+
+    if __name__ == "__main__":
+        main()
+""")
+
+
+def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloaded_workers(tmp_path) -> None:
+    script = tmp_path / "cluster.py"
+    script.write_text(_CLUSTER_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "GATE": str(tmp_path)})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[0].removeprefix("RESULT "))
+    # Queued on the scheduler, one cell per worker: a free worker takes the next cell at once, none
+    # waits behind a busy worker for work stealing.
+    assert out["held"] == {"queued": 3, "processing": [1, 1]}
+    # Handed out in the order given (the flow gives them longest first), not by name: two at a time,
+    # one per worker, so within a pair the start order is a race.
+    order = out["order"]
+    assert set(order[:2]) == {"c5", "c4"} and set(order[2:4]) == {"c3", "c2"} and order[4] == "c1"
+
+    # Workers are forked from a forkserver that imported the validators' preloads once.
+    assert all(r["gx_preloaded"] for r in out["results"])
+    # ...and still get this process's current environment, not the forkserver's.
+    assert out["second_cluster"]["late_variable"] == "seen"

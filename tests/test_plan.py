@@ -199,3 +199,13 @@ def test_cells_without_their_hardware_are_planned_skipped(baseline) -> None:
                      offered={"local": {}})
     assert {p.decision for p in plan} == {"skipped"}
     assert all(p.code == "cell.hardware_unavailable" for p in plan)
+
+
+def test_a_forced_plan_carries_each_checks_last_duration(baseline) -> None:
+    package, store = baseline
+    forced = make_plan(CELLS, VALIDATORS, package, Registry.discover(), store=store, env_cache=env_cache(), force=True)
+    stored = store.reports("baseline").set_index(["cell", "validator"])["duration_s"]
+    for p in forced:
+        assert p.expected_s == pytest.approx(stored[(p.cell.id, p.validator)])
+    never_ran = make_plan([TORCH_EXPORT], VALIDATORS, package, Registry.discover(), store=store, env_cache=env_cache())
+    assert [p.expected_s for p in never_ran if p.decision == "run"] == [None] * len(VALIDATORS)

@@ -53,6 +53,9 @@ class Validator(ABC):
     inputs: ClassVar[tuple[Input, ...]]
     # Whether `validate` runs inference (the harness starts the cell's probe only when some validator does).
     needs_probe: ClassVar[bool] = True
+    # Slow imports to pay once per run instead of once per local Dask worker: `"module"` or
+    # `"module:function"`, run in the process local workers are forked from (modelcompat.worker_preload).
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         """A reason to skip this cell, or None when the check applies. Default: the backend's artifact exists."""

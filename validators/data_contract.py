@@ -44,7 +44,7 @@ class DataContractParams(Params):
         "by precision: fp32 1e-3, fp16 1e-2, bf16 3e-2, int8 5e-2.")
 
 
-def _import_gx() -> Any:
+def import_great_expectations() -> Any:
     """Import great_expectations without its usage-statistics calls and import-time chatter."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -59,7 +59,7 @@ class _Suites:
     """One ephemeral GE context with a pandas data source; each tensor is validated as its own batch."""
 
     def __init__(self) -> None:
-        self.gx = _import_gx()
+        self.gx = import_great_expectations()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.context = self.gx.get_context(mode="ephemeral")
@@ -91,6 +91,8 @@ class DataContract(Validator):
                    "have no NaN/Inf, and `probabilities` outputs lie in [0, 1] and sum to 1 per row.")
     Params = DataContractParams
     inputs = ("artifact", "manifest.contract", "payload", "runtime", "hardware", "backend")
+    # Importing great_expectations takes ~3-4 s of CPU: once per run, not once per local worker.
+    preload = ("modelcompat.validators.data_contract:import_great_expectations",)
 
     def validate(self, ctx: ValidationContext, params: DataContractParams) -> Outcome:
         import pandas as pd
