@@ -12,6 +12,7 @@ and cannot be refreshed (offline), the last one is used with a warning.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -371,13 +372,32 @@ def resolved_versions(env: RuntimeEnv) -> dict[str, str]:
     if env.kind == "venv":
         marker = _read_marker(env.python.parent.parent)
         return dict(marker.get("resolved", {})) if marker else {}
-    versions = {}
+    return dict(_host_versions(_site_dirs_state()))
+
+
+def _site_dirs_state() -> tuple[tuple[str, int], ...]:
+    """(dir, mtime) of every import-path folder: installing or removing a package changes its folder's
+    mtime (its .dist-info is created or deleted), which invalidates the host versions read before."""
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(state)
+
+
+@functools.lru_cache(maxsize=4)
+def _host_versions(_state: tuple[tuple[str, int], ...]) -> tuple[tuple[str, str], ...]:
+    """The host's key package versions (≈1.5 ms each through importlib.metadata, asked once per check
+    when planning: cached while the import path is unchanged)."""
+    versions = []
     for name in HOST_PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions)
 
 
 def env_fingerprint(env_info: dict[str, Any]) -> str:

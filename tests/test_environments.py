@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -159,3 +160,22 @@ def test_host_runtime_is_this_interpreter(monkeypatch: pytest.MonkeyPatch, tmp_p
     fp = env_fingerprint(info)
     assert len(fp) == 16 and int(fp, 16) >= 0
     assert fp == env_fingerprint({**info, "packages": {"a": "2", "b": "1"}, "pid": 123})  # order, pid ignored
+
+
+def test_host_versions_are_read_again_once_a_package_is_installed(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """Planning asks the host's versions once per check, so they are cached; installing a package into
+    an import-path folder (a new .dist-info) must still be seen by the next plan."""
+    host = provision(RuntimeSpec(id="host-ort", kind="onnxruntime", env="host"))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    before = resolved_versions(host)
+    assert before["onnx"] == onnx.__version__
+    assert resolved_versions(host) == before  # cached: nothing changed
+    dist = site / "onnx-99.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: onnx\nVersion: 99.0\n")
+    assert resolved_versions(host)["onnx"] == "99.0"
+    shutil.rmtree(dist)
+    assert resolved_versions(host)["onnx"] == onnx.__version__
