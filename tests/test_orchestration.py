@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from modelcompat.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
 from modelcompat.orchestration import unavailable_reason
 
@@ -109,3 +111,21 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     assert all(r["gx_preloaded"] for r in out["results"])
     # ...and still get this process's current environment, not the forkserver's.
     assert out["second_cluster"]["late_variable"] == "seen"
+
+
+@pytest.mark.parametrize("configured", [None, "60"])
+def test_the_runs_own_prefect_server_runs_flows_without_heartbeats_unless_configured(
+        configured: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The server a CLI run starts dies with the run: heartbeats (whose thread costs up to 1 s to stop at
+    the end of every flow run) are off there, unless the user set a frequency."""
+    from prefect.settings import get_current_settings
+
+    from modelcompat.orchestration import prefect_api
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    if configured:
+        monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", configured)
+    with prefect_api():
+        frequency = get_current_settings().flows.heartbeat_frequency
+    assert frequency == (int(configured) if configured else None)
