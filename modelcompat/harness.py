@@ -10,6 +10,8 @@ import socket
 import tempfile
 import time
 import traceback
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,6 +138,27 @@ def _run_gate(runnable: list[tuple[Validator, Any]], job: CellJob, package: Mode
     return [(v, p) for v, p in runnable if not v.needs_probe], report
 
 
+def waiting_last(runnable: list[tuple[Validator, Any]]) -> Iterator[tuple[Validator, Any]]:
+    """The cell's checks in order, except that a check that would have to wait (`Validator.busy`, e.g.
+    the timing lock held by another worker's cell) is put off once, behind the cell's remaining checks."""
+    queue = deque(runnable)
+    put_off: set[str] = set()
+    while queue:
+        validator, params = queue.popleft()
+        if queue and validator.name not in put_off and _busy(validator):
+            put_off.add(validator.name)
+            queue.append((validator, params))
+            continue
+        yield validator, params
+
+
+def _busy(validator: Validator) -> bool:
+    try:
+        return bool(validator.busy())
+    except Exception:  # a broken hook must not stop the cell: the check then just runs in its turn
+        return False
+
+
 def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
     """Check one cell: every selected validator, in a stable order, sharing one probe process."""
     registry = registry or Registry.discover()
@@ -192,7 +215,7 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
             runnable = [(v, p) for v, p in runnable if not v.needs_probe]
         try:
             ctx = ValidationContext(cell=job.cell, package=package, workdir=Path(tmp), probe=probe)
-            for validator, params in runnable:
+            for validator, params in waiting_last(runnable):
                 if validator.name == GATE and gate_report is not None:
                     report = gate_report  # already run first by _run_gate
                 else:

@@ -65,6 +65,12 @@ class Validator(ABC):
             return f"the package has no {fmt} artifact for backend {cell.backend.id} (it has: {have})"
         return None
 
+    def busy(self) -> bool:
+        """Whether the check would now have to wait for something shared (e.g. the machine-wide timing
+        lock). The harness then runs the cell's other checks first and this one last, instead of leaving
+        the worker idle while it waits. Must be cheap and never block. Default: never busy."""
+        return False
+
     @abstractmethod
     def validate(self, ctx: "ValidationContext", params: Any) -> Outcome:
         """Run the check. Raise nothing for an incompatible artifact: return error findings instead."""

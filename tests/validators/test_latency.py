@@ -86,6 +86,32 @@ def test_timed_work_waits_for_the_machine_wide_lock(demo_package, _private_timin
     assert "p50_latency_ms" in after.metrics
 
 
+def test_a_cell_runs_its_other_checks_while_another_cell_holds_the_timing_lock(demo_package, _private_timing_lock) -> None:
+    """Latency listed first, lock held elsewhere: the cell's other checks run meanwhile, latency last."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:  # another FileLock instance, as another worker's timed check would hold it
+        with FileLock(str(_private_timing_lock)):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    timer = threading.Timer(2.0, release.set)
+    try:
+        held.wait(10)
+        timer.start()
+        reports = run(demo_package, HOST_ORT, ("latency", "integrity", "io_contract", "loadability"),
+                      params={"latency": {**FAST, "lock_timeout_s": 60}})
+    finally:
+        release.set()
+        timer.cancel()
+        thread.join()
+    latency = reports.pop("latency")
+    assert "p50_latency_ms" in latency.metrics, latency.findings  # it still ran, once the lock was free
+    assert all(latency.started_at > other.started_at for other in reports.values())
+
+
 _BARE_LOOP = r"""
 import json, sys, time
 import numpy as np, onnxruntime as ort
