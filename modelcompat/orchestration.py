@@ -221,30 +221,50 @@ def start_local_cluster(workers: int, preload: Sequence[str] = ()) -> Any:
         )
 
 
-def _start_forkserver(preload: Sequence[str]) -> None:
-    """Start this process's multiprocessing forkserver, preloaded, unless it already runs.
+# What the running forkserver preloaded (None: this process has not started one).
+_forkserver_preload: frozenset[str] | None = None
+_forkserver_lock = threading.Lock()
 
-    It is one per process and lives as long as the process: a long-lived `modelcompat serve` or a
-    test session pays the preload once; the first run decides what is preloaded.
+
+def _start_forkserver(preload: Sequence[str]) -> None:
+    """Make sure this process's multiprocessing forkserver runs and has preloaded `preload`.
+
+    It is one per process and outlives a run: a long-lived `modelcompat serve`, the benchmarks or a
+    test session pay the preload once. When a later run needs a preload the running one lacks, it is
+    restarted with both (workers already forked from it are independent processes and keep running).
     """
+    global _forkserver_preload
     import multiprocessing
     import multiprocessing.forkserver as forkserver
 
     from modelcompat.worker_preload import PRELOAD_ENV
 
-    ctx = multiprocessing.get_context("forkserver")
-    # distributed: what a worker imports anyway. The forkserver reads its preload list and our
-    # variable when it starts, from this process's environment at that moment.
-    ctx.set_forkserver_preload(["distributed", "modelcompat.harness", "modelcompat.worker_preload"])
-    previous = os.environ.get(PRELOAD_ENV)
-    os.environ[PRELOAD_ENV] = ",".join(preload)
-    try:
-        forkserver.ensure_running()
-    finally:
-        if previous is None:
-            os.environ.pop(PRELOAD_ENV, None)
-        else:
-            os.environ[PRELOAD_ENV] = previous
+    wanted = frozenset(preload)
+    with _forkserver_lock:
+        if _forkserver_preload is not None and wanted <= _forkserver_preload:
+            forkserver.ensure_running()  # restarts it, as it was, if it died
+            return
+        if _forkserver_preload is not None:
+            wanted |= _forkserver_preload
+            try:
+                forkserver._forkserver._stop()  # private, stable since 3.7; the next line starts a new one
+            except Exception as exc:  # the old preload then stays: workers import the rest themselves
+                log.warning("could not restart the forkserver to preload %s: %s", sorted(wanted), exc)
+                return
+        ctx = multiprocessing.get_context("forkserver")
+        # distributed and the harness: what every worker imports anyway. The forkserver reads its
+        # preload list, and our variable, from this process when it starts.
+        ctx.set_forkserver_preload(["distributed", "modelcompat.harness", "modelcompat.worker_preload"])
+        previous = os.environ.get(PRELOAD_ENV)
+        os.environ[PRELOAD_ENV] = ",".join(sorted(wanted))
+        try:
+            forkserver.ensure_running()
+        finally:
+            if previous is None:
+                os.environ.pop(PRELOAD_ENV, None)
+            else:
+                os.environ[PRELOAD_ENV] = previous
+        _forkserver_preload = wanted
 
 
 def worker_resources(client: Any) -> dict[str, dict[str, float]]:

@@ -70,6 +70,12 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
         gate = os.environ["GATE"]
         preload = ["modelcompat.validators.data_contract:import_great_expectations"]
         out = {}
+        open(os.path.join(gate, "go"), "w").close()
+        with DaskCellRunner(workers=1) as runner:  # a first run that needs no preload starts the forkserver
+            runner.submit_cells(started, [job("plain")])
+            out["first_cluster"] = runner.cell_result("plain")
+        os.remove(os.path.join(gate, "go"))
+        os.remove(os.path.join(gate, "order"))
         with DaskCellRunner(workers=2) as runner:
             jobs = [job(c) for c in ["c5", "c4", "c3", "c2", "c1"]]
             runner.submit_cells(started, jobs, preload=preload)
@@ -107,7 +113,9 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     order = out["order"]
     assert set(order[:2]) == {"c5", "c4"} and set(order[2:4]) == {"c3", "c2"} and order[4] == "c1"
 
-    # Workers are forked from a forkserver that imported the validators' preloads once.
+    # Workers are forked from a forkserver that imported the validators' preloads once; the one a
+    # first run started without them was restarted for the run that needs them.
+    assert out["first_cluster"]["gx_preloaded"] is False
     assert all(r["gx_preloaded"] for r in out["results"])
     # ...and still get this process's current environment, not the forkserver's.
     assert out["second_cluster"]["late_variable"] == "seen"
