@@ -138,10 +138,12 @@ def _run_gate(runnable: list[tuple[Validator, Any]], job: CellJob, package: Mode
     return [(v, p) for v, p in runnable if not v.needs_probe], report
 
 
-def waiting_last(runnable: list[tuple[Validator, Any]]) -> Iterator[tuple[Validator, Any]]:
-    """The cell's checks in order, except that a check that would have to wait (`Validator.busy`, e.g.
-    the timing lock held by another worker's cell) is put off once, behind the cell's remaining checks."""
-    queue = deque(runnable)
+def run_order(runnable: list[tuple[Validator, Any]]) -> Iterator[tuple[Validator, Any]]:
+    """The order a cell's checks run in: the ones sharing the cell's model load first, then the ones that
+    load a variant of their own (`Validator.reloads_model`), each group in the given order; and a check
+    that would have to wait (`Validator.busy`, e.g. the timing lock held by another worker's cell) is
+    put off once, behind the cell's remaining checks."""
+    queue = deque(sorted(runnable, key=lambda item: bool(getattr(item[0], "reloads_model", False))))
     put_off: set[str] = set()
     while queue:
         validator, params = queue.popleft()
@@ -215,7 +217,7 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
             runnable = [(v, p) for v, p in runnable if not v.needs_probe]
         try:
             ctx = ValidationContext(cell=job.cell, package=package, workdir=Path(tmp), probe=probe)
-            for validator, params in waiting_last(runnable):
+            for validator, params in run_order(runnable):
                 if validator.name == GATE and gate_report is not None:
                     report = gate_report  # already run first by _run_gate
                 else:

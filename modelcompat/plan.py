@@ -37,6 +37,7 @@ class PlannedCheck:
     reused: Report | None = None
     code: str | None = None  # finding code of a `skipped` decision
     expected_s: float | None = None  # how long this check took the last time it ran (schedules long cells first)
+    setup_s: float | None = None  # the cell's time outside its checks last time (probe start, …); per cell
 
 
 # How many of a model's most recent runs the planner reads. Every run records all its checks (reused
@@ -52,6 +53,7 @@ class History:
         self._store = store
         self._by_key: dict[str, dict[str, Any]] = {}
         self._latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._setup: dict[tuple[str, str], float] = {}
         if store is None:
             return
         runs = store.runs()
@@ -69,6 +71,7 @@ class History:
                 if row.get("cache_key") and row["status"] in REUSABLE:
                     self._by_key[row["cache_key"]] = row
                 self._latest[(model, row["cell"], row["validator"])] = row
+            self._setup.update({(model, cell): s for cell, s in _cell_setup_seconds(frame).items()})
 
     def reusable(self, key: str) -> Report | None:
         """A committed report with this key; else one from the store's check cache (a check finished by a
@@ -88,9 +91,32 @@ class History:
             return None
         return float(row["duration_s"])
 
+    def previous_setup(self, model: str, cell: str) -> float | None:
+        """Seconds the cell spent outside its checks (runtime start, probe start) the last time it ran."""
+        return self._setup.get((model, cell))
+
     def previous_inputs(self, model: str, cell: str, validator: str) -> dict[str, str] | None:
         row = self._latest.get((model, cell, validator))
         return dict(row.get("cache_inputs") or {}) if row else None
+
+
+def _cell_setup_seconds(frame: Any) -> dict[str, float]:
+    """Per cell of one run: its checks' span minus their summed durations, over the checks that really
+    ran in that run (a reused report keeps the time of the run that made it). Only cells that ran two
+    checks or more: the runtime and probe start falls inside the span when a static check (e.g. the
+    unsafe_serialization gate) ran first, which a one-check re-run cannot show."""
+    from datetime import datetime
+
+    ran = frame[(frame["status"] != "skipped") & ~frame["cached"].astype(bool)]
+    setup: dict[str, float] = {}
+    for cell, rows in ran.groupby("cell"):
+        if len(rows) < 2:
+            continue
+        starts = [datetime.fromisoformat(str(s)).timestamp() for s in rows["started_at"]]
+        durations = [float(d) for d in rows["duration_s"]]
+        span = max(s + d for s, d in zip(starts, durations, strict=True)) - min(starts)
+        setup[str(cell)] = max(0.0, span - sum(durations))
+    return setup
 
 
 def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, registry: Registry, *,
@@ -124,12 +150,13 @@ def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, r
             components = input_components(cls, params.get(name, {}), cell, package, env)
             key = cache_key(components) if components is not None else None
             expected = history.previous_duration(package.manifest.name, cell.id, name)
+            setup = history.previous_setup(package.manifest.name, cell.id)
             if force or name in force_validators:
-                plan.append(PlannedCheck(cell, name, "run", "forced", key, components, expected_s=expected))
+                plan.append(PlannedCheck(cell, name, "run", "forced", key, components, expected_s=expected, setup_s=setup))
                 continue
             if components is None:
                 plan.append(PlannedCheck(cell, name, "run", f"runtime {cell.runtime.id} not provisioned yet",
-                                         None, None, expected_s=expected))
+                                         None, None, expected_s=expected, setup_s=setup))
                 continue
             reused = history.reusable(key)
             if reused is not None:
@@ -143,7 +170,7 @@ def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, r
                 reason = "the earlier report has no cache key"
             else:
                 reason = "; ".join(changed_inputs(before, components)) or "earlier report did not reach a verdict"
-            plan.append(PlannedCheck(cell, name, "run", reason, key, components, expected_s=expected))
+            plan.append(PlannedCheck(cell, name, "run", reason, key, components, expected_s=expected, setup_s=setup))
     return plan
 
 

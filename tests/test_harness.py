@@ -1,14 +1,17 @@
-"""The harness's order of a cell's checks: a check that would have to wait goes behind the others, once."""
+"""The harness's order of a cell's checks: shared-load checks before reloading ones; a check that would
+have to wait goes behind the others, once."""
 from __future__ import annotations
 
-from modelcompat.harness import waiting_last
+from modelcompat.harness import run_order
 
 
 class _Check:
     """Stands in for a Validator: only `name` and `busy()` matter to the ordering."""
 
-    def __init__(self, name: str, busy_answers: list[bool] | None = None, broken: bool = False) -> None:
+    def __init__(self, name: str, busy_answers: list[bool] | None = None, broken: bool = False,
+                 reloads_model: bool = False) -> None:
         self.name = name
+        self.reloads_model = reloads_model
         self._answers = list(busy_answers or [])
         self._broken = broken
         self.asked = 0
@@ -21,7 +24,7 @@ class _Check:
 
 
 def _order(checks: list[_Check]) -> list[str]:
-    return [v.name for v, _ in waiting_last([(c, None) for c in checks])]
+    return [v.name for v, _ in run_order([(c, None) for c in checks])]
 
 
 def test_a_busy_check_runs_after_the_cells_other_checks() -> None:
@@ -43,3 +46,15 @@ def test_the_last_check_is_not_asked_it_would_only_wait_anyway() -> None:
 
 def test_a_broken_busy_hook_leaves_the_order_alone() -> None:
     assert _order([_Check("x", broken=True), _Check("a")]) == ["x", "a"]
+
+
+def test_checks_that_load_their_own_variant_run_after_those_sharing_the_cells_load() -> None:
+    checks = [_Check("data_contract"), _Check("determinism", reloads_model=True), _Check("io_contract"),
+              _Check("latency", reloads_model=True), _Check("loadability")]
+    assert _order(checks) == ["data_contract", "io_contract", "loadability", "determinism", "latency"]
+
+
+def test_a_busy_reloading_check_still_goes_behind_the_rest() -> None:
+    checks = [_Check("latency", [True], reloads_model=True), _Check("determinism", reloads_model=True),
+              _Check("io_contract")]
+    assert _order(checks) == ["io_contract", "determinism", "latency"]

@@ -209,3 +209,23 @@ def test_a_forced_plan_carries_each_checks_last_duration(baseline) -> None:
         assert p.expected_s == pytest.approx(stored[(p.cell.id, p.validator)])
     never_ran = make_plan([TORCH_EXPORT], VALIDATORS, package, Registry.discover(), store=store, env_cache=env_cache())
     assert [p.expected_s for p in never_ran if p.decision == "run"] == [None] * len(VALIDATORS)
+
+
+def test_the_plan_carries_each_cells_setup_time_outside_its_checks(demo_package, tmp_path) -> None:
+    """Setup = the span of the cell's checks in its last run minus their summed durations: with the static
+    gate first, the probe's start (torch import) falls inside the span."""
+    store = Store(str(tmp_path / "store"))
+    checks = ("unsafe_serialization", "integrity", "io_contract")
+    reports = check_cell(CellJob(cell=TORCHSCRIPT, package_root=str(demo_package.root), validators=checks,
+                                 run_id="r1", env_cache=str(env_cache())))
+    now = datetime.now(timezone.utc)
+    store.append_run(RunRecord(run_id="r1", trigger="cli", matrix="test", model_name=demo_package.manifest.name,
+                               model_version=demo_package.manifest.version, model_sha256=demo_package.primary_sha256,
+                               started_at=now, finished_at=now), reports)
+    forced = make_plan([TORCHSCRIPT], list(checks), demo_package, Registry.discover(), store=store,
+                       env_cache=env_cache(), force=True)
+    starts = [datetime.fromisoformat(r.started_at).timestamp() for r in reports]
+    span = max(s + r.duration_s for s, r in zip(starts, reports)) - min(starts)
+    expected = span - sum(r.duration_s for r in reports)
+    assert [p.setup_s for p in forced] == [pytest.approx(expected)] * len(checks)
+    assert expected > 0.2  # the probe imported torch between the gate and io_contract

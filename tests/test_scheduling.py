@@ -1,6 +1,8 @@
 """The order cells are handed to Dask: never-timed cells first in plan order, then longest first."""
 from __future__ import annotations
 
+import pytest
+
 from modelcompat.plan import PlannedCheck
 from modelcompat.scheduling import expected_cell_seconds, longest_first
 from pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT
@@ -29,3 +31,11 @@ def test_checks_not_to_run_neither_count_nor_schedule_their_cell() -> None:
             _check(ORT_116, "a", 2.0), _check(TORCHSCRIPT, "a", 8.0, "skipped")]
     assert longest_first(plan) == [ORT_116.id, HOST_ORT.id]
     assert expected_cell_seconds(plan)[HOST_ORT.id] == 1.0
+
+
+def test_a_cells_setup_time_counts_once_towards_its_length() -> None:
+    """A torch cell's short checks plus its ~1 s probe start can outlast an onnxruntime cell's longer checks."""
+    torch_cell = [PlannedCheck(TORCHSCRIPT, v, "run", "t", expected_s=0.5, setup_s=1.5) for v in ("a", "b")]
+    ort_cell = [PlannedCheck(HOST_ORT, v, "run", "t", expected_s=1.1, setup_s=0.1) for v in ("a", "b")]
+    assert expected_cell_seconds(torch_cell + ort_cell) == pytest.approx({TORCHSCRIPT.id: 2.5, HOST_ORT.id: 2.3})
+    assert longest_first(ort_cell + torch_cell) == [TORCHSCRIPT.id, HOST_ORT.id]

@@ -53,6 +53,10 @@ class Validator(ABC):
     inputs: ClassVar[tuple[Input, ...]]
     # Whether `validate` runs inference (the harness starts the cell's probe only when some validator does).
     needs_probe: ClassVar[bool] = True
+    # Whether `validate` loads its own variant of the model (other options, or a deliberately fresh load),
+    # which replaces the load the cell's other checks share: the harness runs such checks after those,
+    # so the shared load happens once (a torch.export load costs ~0.5 s each time).
+    reloads_model: ClassVar[bool] = False
     # Slow imports to pay once per run instead of once per local Dask worker: `"module"` or
     # `"module:function"`, run in the process local workers are forked from (modelcompat.worker_preload).
     preload: ClassVar[tuple[str, ...]] = ()

@@ -42,6 +42,7 @@ class Determinism(Validator):
                    "(warn: within tolerance only; fail: beyond it).")
     Params = DeterminismParams
     inputs = ("artifact", "manifest.tolerances", "payload", "runtime", "hardware", "backend")
+    reloads_model = True  # see Validator.reloads_model
 
     def validate(self, ctx: ValidationContext, params: DeterminismParams) -> Outcome:
         manifest = ctx.package.manifest

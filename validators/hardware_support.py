@@ -34,6 +34,7 @@ class HardwareSupport(Validator):
                    "loads and runs at the cell's precision (fp32/fp16/bf16/int8) on its hardware.")
     Params = HardwareSupportParams
     inputs = ("artifact", "payload", "runtime", "hardware", "backend")
+    reloads_model = True  # see Validator.reloads_model
 
     def validate(self, ctx: ValidationContext, params: HardwareSupportParams) -> Outcome:
         cell = ctx.cell

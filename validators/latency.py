@@ -77,6 +77,7 @@ class Latency(Validator):
                    "manifest's budgets.")
     Params = LatencyParams
     inputs = ("artifact", "manifest.budgets", "payload", "runtime", "hardware", "backend")
+    reloads_model = True  # see Validator.reloads_model
 
     def busy(self) -> bool:
         # Another cell's timed check holds the lock: let this cell's other checks run meanwhile.
