@@ -139,19 +139,34 @@ def _run_gate(runnable: list[tuple[Validator, Any]], job: CellJob, package: Mode
 
 
 def run_order(runnable: list[tuple[Validator, Any]]) -> Iterator[tuple[Validator, Any]]:
-    """The order a cell's checks run in: the ones sharing the cell's model load first, then the ones that
-    load a variant of their own (`Validator.reloads_model`), each group in the given order; and a check
-    that would have to wait (`Validator.busy`, e.g. the timing lock held by another worker's cell) is
-    put off once, behind the cell's remaining checks."""
-    queue = deque(sorted(runnable, key=lambda item: bool(getattr(item[0], "reloads_model", False))))
-    put_off: set[str] = set()
+    """The order a cell's checks run in.
+
+    The checks sharing the cell's model load run first, then those loading a variant of their own
+    (`Validator.reloads_model`), so the shared load happens once. Within each group, checks that may
+    have to wait for something shared (they implement `Validator.busy`, e.g. latency and the timing
+    lock) go first, so that work is left to do if they must wait. A check that would wait now is put
+    off; it is asked again before each later check and runs as soon as it would not wait, or last.
+    """
+    def key(item: tuple[Validator, Any]) -> tuple[bool, bool]:
+        return bool(getattr(item[0], "reloads_model", False)), not _may_wait(item[0])
+
+    queue = deque(sorted(runnable, key=key))
+    put_off: deque[tuple[Validator, Any]] = deque()
     while queue:
-        validator, params = queue.popleft()
-        if queue and validator.name not in put_off and _busy(validator):
-            put_off.add(validator.name)
-            queue.append((validator, params))
+        if put_off and not _busy(put_off[0][0]):
+            yield put_off.popleft()
             continue
-        yield validator, params
+        item = queue.popleft()
+        if queue and _busy(item[0]):  # the last check is not asked: it would only wait anyway
+            put_off.append(item)
+            continue
+        yield item
+    yield from put_off  # nothing else left to do: they run now, waiting inside as they must
+
+
+def _may_wait(validator: Validator) -> bool:
+    """Whether the validator implements `busy` (the base class's answer is always no)."""
+    return getattr(type(validator), "busy", Validator.busy) is not Validator.busy
 
 
 def _busy(validator: Validator) -> bool:

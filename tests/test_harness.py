@@ -27,15 +27,16 @@ def _order(checks: list[_Check]) -> list[str]:
     return [v.name for v, _ in run_order([(c, None) for c in checks])]
 
 
-def test_a_busy_check_runs_after_the_cells_other_checks() -> None:
-    checks = [_Check("a"), _Check("latency", [True]), _Check("b"), _Check("c")]
-    assert _order(checks) == ["a", "b", "c", "latency"]
+def test_a_busy_check_runs_as_soon_as_it_would_not_wait() -> None:
+    # asked at its turn (busy), before b (busy), before c (free): it runs between b and c
+    checks = [_Check("a"), _Check("latency", [True, True, False]), _Check("b"), _Check("c")]
+    assert _order(checks) == ["a", "b", "latency", "c"]
 
 
-def test_a_check_is_put_off_only_once_and_then_runs_even_if_still_busy() -> None:
-    latency = _Check("latency", [True, True, True])
-    assert _order([latency, _Check("a")]) == ["a", "latency"]
-    assert latency.asked == 1  # the second time round it just runs (and waits inside, as before)
+def test_a_check_still_busy_when_nothing_else_is_left_runs_last() -> None:
+    latency = _Check("latency", [True, True, True, True])
+    assert _order([latency, _Check("a"), _Check("b")]) == ["a", "b", "latency"]
+    assert latency.asked == 3  # at its turn, before b, and after b: then nothing else is left
 
 
 def test_the_last_check_is_not_asked_it_would_only_wait_anyway() -> None:
@@ -54,7 +55,13 @@ def test_checks_that_load_their_own_variant_run_after_those_sharing_the_cells_lo
     assert _order(checks) == ["data_contract", "io_contract", "loadability", "determinism", "latency"]
 
 
-def test_a_busy_reloading_check_still_goes_behind_the_rest() -> None:
-    checks = [_Check("latency", [True], reloads_model=True), _Check("determinism", reloads_model=True),
-              _Check("io_contract")]
-    assert _order(checks) == ["io_contract", "determinism", "latency"]
+def test_in_the_real_registry_latency_leads_the_reloading_checks() -> None:
+    """Latency may have to wait for the timing lock: it goes first among the checks that reload the
+    model, so determinism and hardware_support are left to run if it must wait."""
+    from modelcompat.validators.registry import Registry
+
+    registry = Registry.discover()
+    names = ["data_contract", "determinism", "hardware_support", "io_contract", "latency", "loadability"]
+    runnable = [(registry.validators[n](), None) for n in names]
+    assert [v.name for v, _ in run_order(runnable)] == [
+        "data_contract", "io_contract", "loadability", "latency", "determinism", "hardware_support"]
