@@ -151,10 +151,16 @@ class MlflowRegistry:
         return str(max(int(v["version"]) for v in versions))
 
     def record_verdict(self, name: str, version: str, *, verdict: str, run_id: str, report: str | None = None) -> None:
-        """Write the verdict back as tags on the model version."""
-        tags = {TAG_VERDICT: verdict, TAG_RUN_ID: run_id, TAG_CHECKED_AT: _now()}
+        """Write the verdict back as tags on the model version, the verdict tag last.
+
+        MLflow sets one tag per call, so a reader polling the version can see some tags before the others;
+        the verdict is what gates and tests wait on, so it goes last: whoever sees the new verdict also sees
+        the run id and report command that belong to it.
+        """
+        tags = {TAG_RUN_ID: run_id, TAG_CHECKED_AT: _now()}
         if report:
             tags[TAG_REPORT] = report
+        tags[TAG_VERDICT] = verdict
         for key, value in tags.items():
             self._call("POST", "/model-versions/set-tag",
                        body={"name": name, "version": str(version), "key": key, "value": value})

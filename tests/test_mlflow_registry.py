@@ -111,8 +111,19 @@ def test_adapter_resolves_versions_and_aliases_and_writes_the_verdict_back(mlflo
     assert registry.version(name, "candidate")["version"] == "2"
 
     # the verdict goes back as tags on the version, visible to anyone reading MLflow
+    written: list[str] = []
+    real_call = registry._call
+
+    def recording_call(method: str, path: str, **kwargs: Any) -> Any:
+        if path == "/model-versions/set-tag":
+            written.append(kwargs["body"]["key"])
+        return real_call(method, path, **kwargs)
+
+    registry._call = recording_call  # type: ignore[method-assign]
     registry.record_verdict(name, "1", verdict="fail", run_id="run-abc",
                             report="modelcompat report run-abc --format html")
+    # one tag per call: the verdict goes last, so a poller that sees it also sees its run id and report
+    assert written[-1] == TAG_VERDICT and {TAG_RUN_ID, TAG_REPORT, TAG_CHECKED_AT} <= set(written[:-1])
     tags = version_tags(base, name, "1")
     assert tags[TAG_VERDICT] == "fail" and tags[TAG_RUN_ID] == "run-abc"
     assert tags[TAG_REPORT] == "modelcompat report run-abc --format html"
