@@ -210,7 +210,7 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
             if any(v.needs_probe for v, _ in runnable):
                 env = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
                 probe = ProbeSession(env.python, job.cell.id, Path(tmp), timeout_s=job.probe_timeout_s,
-                                     memory_limit_mb=job.probe_memory_limit_mb)
+                                     memory_limit_mb=job.probe_memory_limit_mb, kind=job.cell.runtime.kind)
                 info = probe.request("describe", kind=job.cell.runtime.kind)
                 runtime_version = info.get("runtime_version")
                 evidence = base_evidence.model_copy(update={

@@ -1,7 +1,9 @@
 """Host side of the probe: starts `modelcompat_probe.py` in a cell's interpreter and talks JSON lines to it.
 
 A crash, hang or out-of-memory in the runtime kills only the probe: it surfaces here as `ProbeError`,
-the session is dropped, and the next request starts a fresh probe.
+the session is dropped, and the next request starts a fresh probe. A session that knows its runtime's
+kind gets its probe forked from that runtime's zygote (`zygote.py`: imports paid once per worker),
+else, or when no zygote can run, started from scratch.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Union
 
 from modelcompat.errors import ProbeError, ProbeRequestError
+from modelcompat.probe import zygote as zygotes
+from modelcompat.probe.zygote import ForkedProbe, ZygoteUnavailable
 
 PROBE_SCRIPT = Path(__file__).with_name("modelcompat_probe.py")
 
@@ -27,45 +31,65 @@ _STDERR_TAIL_CHARS = 4000
 _SHUTDOWN_GRACE_S = 2.0
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the probe's whole process group (it is its leader), then reap it.
+class PopenProbe:
+    """A probe started from scratch as our own subprocess (no zygote for its runtime, or zygotes off)."""
 
-    Kill before reaping: once reaped, the pid (= the group id) may be reused by an unrelated process.
-    The group also holds anything the runtime spawned, which a plain proc.kill() would leave behind.
-    """
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # uninterruptible sleep in the kernel; nothing more we can do
-        pass
-    for stream in (proc.stdin, proc.stdout):
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc, self.pid, self.stdin, self.stdout = proc, proc.pid, proc.stdin, proc.stdout
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def has_exited(self) -> bool:
+        """Whether the probe has exited, without reaping it (WNOWAIT).
+
+        An unreaped (zombie) leader keeps its process group id reserved, so the later killpg cannot hit
+        an unrelated process that was given the same pid.
+        """
+        if self.proc.returncode is not None:
+            return True
         try:
-            if stream is not None:
-                stream.close()
-        except OSError:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:  # reaped elsewhere
+            return True
+
+    def kill_group(self) -> None:
+        """SIGKILL the probe's whole process group (it is its leader), then reap it.
+
+        Kill before reaping: once reaped, the pid (= the group id) may be reused by an unrelated process.
+        The group also holds anything the runtime spawned, which a plain proc.kill() would leave behind.
+        """
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # uninterruptible sleep in the kernel; nothing more we can do
+            pass
+        for stream in (self.stdin, self.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
 
 
-def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether the probe has exited, without reaping it (WNOWAIT).
-
-    An unreaped (zombie) leader keeps its process group id reserved, so the later killpg cannot hit
-    an unrelated process that was given the same pid.
-    """
-    if proc.returncode is not None:
-        return True
-    try:
-        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:  # reaped elsewhere
-        return True
+ProbeProcess = Union[PopenProbe, ForkedProbe]
 
 
-def _wait_exited(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+def _kill_group(proc: ProbeProcess) -> None:
+    proc.kill_group()
+
+
+def _has_exited(proc: ProbeProcess) -> bool:
+    return proc.has_exited()
+
+
+def _wait_exited(proc: ProbeProcess, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
-    while not _has_exited(proc):
+    while not proc.has_exited():
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.01)
@@ -82,6 +106,8 @@ class ProbeSession:
         timeout_s: default deadline for one request, process start included.
         memory_limit_mb: RLIMIT_AS applied by the probe to itself; exceeding it is `probe.out_of_memory`.
         env: extra environment variables for the probe.
+        kind: the runtime's kind (`onnxruntime`, `torch`): probes are then forked from a zygote that has
+            imported it already, unless MODELCOMPAT_PROBE_ZYGOTE=0.
     """
 
     def __init__(
@@ -93,6 +119,7 @@ class ProbeSession:
         timeout_s: float = 120.0,
         memory_limit_mb: int | None = None,
         env: dict[str, str] | None = None,
+        kind: str | None = None,
     ) -> None:
         python = str(python)
         # Absolute (the probe runs with cwd=workdir) but not resolved: a venv's bin/python is a symlink
@@ -103,9 +130,11 @@ class ProbeSession:
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
         self.extra_env = dict(env or {})
+        self.kind = kind
+        self.forked_from: int | None = None  # pid of the zygote the running probe came from, if any
         safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", cell_id)
         self.log_path = self.workdir / f"probe-{safe}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: ProbeProcess | None = None
         self._finalizer: weakref.finalize | None = None
         self._log: IO[bytes] | None = None
         self._log_start = 0  # offset in the log where the current process's stderr begins
@@ -195,7 +224,7 @@ class ProbeSession:
 
     # ----------------------------------------------------------------------------------------- process
 
-    def _ensure_started(self) -> subprocess.Popen[bytes]:
+    def _ensure_started(self) -> ProbeProcess:
         if self._proc is not None:
             if not _has_exited(self._proc):
                 return self._proc
@@ -208,6 +237,34 @@ class ProbeSession:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         # PYTHONPATH/PYTHONHOME would leak the host's packages into the cell's environment.
         env.update(self.extra_env)
+        proc = self._fork_from_zygote(env) or self._start_fresh(env)
+        self._proc = proc
+        self._buffer = b""
+        self._tokens = set()
+        self.starts += 1
+        # Kills the probe if this session is garbage-collected or the host exits without close().
+        self._finalizer = weakref.finalize(self, _kill_group, proc)
+        return proc
+
+    def _fork_from_zygote(self, env: dict[str, str]) -> ForkedProbe | None:
+        """A probe forked from the runtime's zygote, or None (no kind, zygotes off, or it cannot run)."""
+        self.forked_from = None
+        if not self.kind or not zygotes.enabled():
+            return None
+        assert self._log is not None
+        try:
+            zygote = zygotes.zygote_for(self.python, self.kind, env)
+            proc = zygotes.spawn(zygote, self.cell_id, self.workdir, self.memory_limit_mb, self._log.fileno())
+        except ZygoteUnavailable as exc:
+            # Not a failure of the cell: its probe starts from scratch, and the log says why.
+            self._log.write(f"modelcompat: no zygote, starting the probe from scratch: {exc}\n".encode())
+            self._log.flush()
+            self._log_start = self._log.tell()
+            return None
+        self.forked_from = zygote.pid
+        return proc
+
+    def _start_fresh(self, env: dict[str, str]) -> PopenProbe:
         cmd = [self.python, "-u", str(PROBE_SCRIPT), "--cell", self.cell_id]
         if self.memory_limit_mb:
             cmd += ["--memory-limit-mb", str(int(self.memory_limit_mb))]
@@ -229,13 +286,7 @@ class ProbeSession:
                 f"probe for cell {self.cell_id} could not start with {self.python}: {exc}",
                 detail=str(exc),
             ) from None
-        self._proc = proc
-        self._buffer = b""
-        self._tokens = set()
-        self.starts += 1
-        # Kills the probe if this session is garbage-collected or the host exits without close().
-        self._finalizer = weakref.finalize(self, _kill_group, proc)
-        return proc
+        return PopenProbe(proc)
 
     def _stop(self) -> None:
         """Kill the current probe (if any); the next request starts a new one."""

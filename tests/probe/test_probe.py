@@ -54,6 +54,20 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | np.ndar
             "payload": root / "payload.npz", "garbage": root / "garbage.onnx", "expected": expected}
 
 
+@pytest.fixture(params=[None, "onnxruntime", "torch"], ids=["fresh", "zygote-ort", "zygote-torch"])
+def start(request: pytest.FixtureRequest) -> dict[str, str | None]:
+    """How a fault test's probe starts: from scratch, or forked from the zygote of a runtime kind.
+
+    Every fault must be classified the same either way; a zygote probe is not our child but the zygote's.
+    """
+    return {"kind": request.param}
+
+
+def _check_start(s: ProbeSession, start: dict[str, str | None]) -> None:
+    """The probe really came the way the test meant (a zygote that failed would fall back silently)."""
+    assert (s.forked_from is not None) == (start["kind"] is not None), s.log_path.read_text()[-2000:]
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory):
     """A host probe shared by the format tests (one torch import instead of one per test)."""
@@ -164,9 +178,10 @@ def test_runtime_printing_to_stdout_does_not_corrupt_the_protocol(session: Probe
 
 
 @pytest.mark.parametrize(("kind", "signame"), [("segfault", "SIGSEGV"), ("abort", "SIGABRT")])
-def test_native_crash_is_probe_crashed_with_signal(tmp_path: Path, kind: str, signame: str) -> None:
-    with ProbeSession(HOST_PY, "host/cpu/crash", tmp_path) as s:
+def test_native_crash_is_probe_crashed_with_signal(tmp_path: Path, kind: str, signame: str, start: dict) -> None:
+    with ProbeSession(HOST_PY, "host/cpu/crash", tmp_path, **start) as s:
         pid = s.request("describe")["pid"]
+        _check_start(s, start)
         with pytest.raises(ProbeError) as info:
             s.request("fault", kind=kind)
         assert info.value.code == "probe.crashed"
@@ -177,16 +192,17 @@ def test_native_crash_is_probe_crashed_with_signal(tmp_path: Path, kind: str, si
         assert s.pid is None
 
 
-def test_exit_is_probe_crashed_with_exit_code(tmp_path: Path) -> None:
-    with ProbeSession(HOST_PY, "host/cpu/exit", tmp_path) as s:
+def test_exit_is_probe_crashed_with_exit_code(tmp_path: Path, start: dict) -> None:
+    with ProbeSession(HOST_PY, "host/cpu/exit", tmp_path, **start) as s:
         with pytest.raises(ProbeError, match="exit code 3") as info:
             s.request("fault", kind="exit")
         assert info.value.code == "probe.crashed"
 
 
-def test_hang_times_out_and_the_probe_is_killed(tmp_path: Path) -> None:
-    with ProbeSession(HOST_PY, "host/cpu/hang", tmp_path) as s:
+def test_hang_times_out_and_the_probe_is_killed(tmp_path: Path, start: dict) -> None:
+    with ProbeSession(HOST_PY, "host/cpu/hang", tmp_path, **start) as s:
         pid = s.request("describe")["pid"]
+        _check_start(s, start)
         with pytest.raises(ProbeError) as info:
             s.request("fault", kind="hang", timeout_s=2)
         assert info.value.code == "probe.timeout"
@@ -195,9 +211,12 @@ def test_hang_times_out_and_the_probe_is_killed(tmp_path: Path) -> None:
         assert s.pid is None
 
 
-def test_memory_limit_gives_out_of_memory(tmp_path: Path) -> None:
-    with ProbeSession(HOST_PY, "host/cpu/oom", tmp_path, memory_limit_mb=1500) as s:
+def test_memory_limit_gives_out_of_memory(tmp_path: Path, start: dict) -> None:
+    # A forked probe applies the limit after the fork: the zygote's imports (torch: ~850 MB of address
+    # space) count against it, as they would in a probe that imported them under the limit.
+    with ProbeSession(HOST_PY, "host/cpu/oom", tmp_path, memory_limit_mb=1500, **start) as s:
         pid = s.request("describe")["pid"]
+        _check_start(s, start)
         with pytest.raises(ProbeError) as info:
             s.request("fault", kind="oom")
         assert info.value.code == "probe.out_of_memory"
@@ -205,8 +224,8 @@ def test_memory_limit_gives_out_of_memory(tmp_path: Path) -> None:
         assert not _alive(pid)  # a probe that hit its limit is not reused
 
 
-def test_next_request_after_a_crash_starts_a_fresh_probe(tmp_path: Path, models: dict) -> None:
-    with ProbeSession(HOST_PY, "host/cpu/restart", tmp_path) as s:
+def test_next_request_after_a_crash_starts_a_fresh_probe(tmp_path: Path, models: dict, start: dict) -> None:
+    with ProbeSession(HOST_PY, "host/cpu/restart", tmp_path, **start) as s:
         loaded = s.request("load", artifact=str(models["onnx"]), format="onnx",
                            backend={"runtime": "onnxruntime", "provider": "CPUExecutionProvider"}, **IO_NAMES)
         first = s.pid
@@ -217,14 +236,16 @@ def test_next_request_after_a_crash_starts_a_fresh_probe(tmp_path: Path, models:
         info = s.request("describe")
         assert info["pid"] == s.pid != first
         assert s.starts == 2
+        _check_start(s, start)
         with pytest.raises(ProbeRequestError, match="no model is loaded"):  # the new probe has no model yet
             s.request("run", inputs=str(models["payload"]), outputs=str(tmp_path / "o.npz"))
 
 
-def test_close_leaves_no_process_and_cmdline_is_recognisable(tmp_path: Path) -> None:
-    s = ProbeSession(HOST_PY, "ort-1.16/cpu/ort-cpu", tmp_path)
+def test_close_leaves_no_process_and_cmdline_is_recognisable(tmp_path: Path, start: dict) -> None:
+    s = ProbeSession(HOST_PY, "ort-1.16/cpu/ort-cpu", tmp_path, **start)
     assert s.pid is None  # started lazily
     pid = s.request("describe")["pid"]
+    _check_start(s, start)
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert str(PROBE_SCRIPT).encode() in cmdline
     assert cmdline[cmdline.index(b"--cell") + 1] == b"ort-1.16/cpu/ort-cpu"
