@@ -1,10 +1,13 @@
 """Flows for the three daily uses: the nightly matrix, a registry event, one validator from the UI.
 
 Each resolves model versions through the registry, runs `check-matrix` as a subflow on its own Dask
-task runner, and writes the verdict back beside the version.
+task runner, and writes the verdict back beside the version. The nightly flow, with no Dask address
+set, starts one local cluster for all its models: workers keep their probe zygotes and imports from
+one model to the next instead of starting again per model.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from enum import Enum
 from typing import Any
 
@@ -13,7 +16,7 @@ from prefect.runtime import flow_run
 
 from modelcompat import settings
 from modelcompat.flows.check_matrix import check_matrix
-from modelcompat.orchestration import make_task_runner
+from modelcompat.orchestration import make_task_runner, start_local_cluster
 from modelcompat.registries import open_registry
 from modelcompat.validators.registry import Registry
 
@@ -23,10 +26,10 @@ ValidatorName = Enum("ValidatorName", {n: n for n in Registry.discover().names},
 
 def _check_version(name: str, version: str, *, matrix: str | None, trigger: str, validators: list[str] | None = None,
                    cells: str | None = None, params: dict[str, dict[str, Any]] | None = None,
-                   force_validators: list[str] | None = None) -> dict[str, Any]:
+                   force_validators: list[str] | None = None, dask_address: str | None = None) -> dict[str, Any]:
     registry = open_registry()  # $MODELCOMPAT_REGISTRY: a folder, or mlflow+http(s)://…
     entry = registry.version(name, version)
-    runner = make_task_runner(settings.dask_address(), settings.workers())
+    runner = make_task_runner(dask_address or settings.dask_address(), settings.workers())
     summary = check_matrix.with_options(task_runner=runner)(
         matrix=matrix, model=entry["package"], validators=validators, cells=cells, params=params,
         force_validators=force_validators, trigger=trigger)
@@ -51,16 +54,23 @@ def on_model_registered(model_name: str, version: str, matrix: str | None = None
 def nightly_matrix(matrix: str | None = None, production_alias: str = "production") -> list[dict[str, Any]]:
     """Every registered model: its latest version and the version holding the production alias."""
     registry = open_registry()  # $MODELCOMPAT_REGISTRY: a folder, or mlflow+http(s)://…
-    results = []
+    todo = []
     for name in registry.models():
         data = registry.model(name)
         versions = {registry.latest(name)}
         if production_alias in data["aliases"]:
             versions.add(data["aliases"][production_alias])
-        for version in sorted(versions):
-            results.append(_check_version(name, version, matrix=matrix or str(settings.matrices_dir() / "nightly.yaml"),
-                                          trigger="schedule"))
-    return results
+        todo += [(name, version) for version in sorted(versions)]
+    with ExitStack() as stack:
+        address = settings.dask_address()
+        if address is None and len(todo) > 1:
+            discovered = Registry.discover().validators.values()
+            preload = sorted({module for cls in discovered for module in getattr(cls, "preload", ())})
+            address = stack.enter_context(start_local_cluster(settings.workers(), preload)).scheduler_address
+            get_run_logger().info("one local Dask cluster (%s) for the %d model versions", address, len(todo))
+        return [_check_version(name, version, matrix=matrix or str(settings.matrices_dir() / "nightly.yaml"),
+                               trigger="schedule", dask_address=address)
+                for name, version in todo]
 
 
 def _name_one_run() -> str:
