@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,14 @@ def _another_model(folder: Path, manifest: dict[str, Any]) -> None:
     rehash(folder, manifest)
 
 
-def test_nightly_checks_every_model_on_one_cluster(prefect_server: str, demo_package, tmp_path: Path) -> None:
+def test_nightly_checks_the_models_at_once_on_one_cluster(prefect_server: str, demo_package, tmp_path: Path) -> None:
     registry = LocalRegistry(tmp_path / "registry")
     registry.register(demo_package.root)
     other = variant(demo_package, tmp_path / "other", _another_model)
     registry.register(other.root)
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "MODELCOMPAT_HOME": str(tmp_path / "home"),
            "MODELCOMPAT_REGISTRY": str(registry.root), "MODELCOMPAT_STORE": str(tmp_path / "store"),
-           "MODELCOMPAT_WORKERS": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
+           "MODELCOMPAT_WORKERS": "2", "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.pop("MODELCOMPAT_DASK_ADDRESS", None)
     done = subprocess.run([sys.executable, "-c", NIGHTLY, str(matrices_dir() / "smoke.yaml")], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -55,13 +56,21 @@ def test_nightly_checks_every_model_on_one_cluster(prefect_server: str, demo_pac
     # Both models' checks ran on the same worker process: one cluster for the night, not one per model,
     # so the worker's probe zygotes and imports carried over from the first model to the second.
     store = Store(str(tmp_path / "store"))
-    workers = set()
+    runs = []
     for r in results:
         reports = store.reports(r["run_id"])
         ran = reports[(reports["status"] != "skipped") & ~reports["cached"].astype(bool)]
         assert len(ran) > 0
-        workers |= set(ran["worker"])
-    assert len(workers) == 1, workers
+        starts = [datetime.fromisoformat(t).timestamp() for t in ran["started_at"]]
+        runs.append((min(starts), max(s + d for s, d in zip(starts, ran["duration_s"], strict=True)),
+                     set(ran["worker"])))
+    (first_start, first_end, first_workers), (second_start, _, second_workers) = sorted(runs, key=lambda r: r[0])
+    # The second model's cell ran on a worker of the first model's cluster (a cluster per model would
+    # have given it a new worker process)...
+    assert second_workers <= first_workers and len(first_workers) <= 2, runs
+    # ...while the first model was still being checked: the models are checked at once, their cells
+    # taking turns from one queue, not one model after the other.
+    assert second_start < first_end, runs
     # ...and the verdicts are written back beside each version.
     for r in results:
         assert registry.version(r["model"], r["version"])["verdict"] == "pass"
