@@ -27,12 +27,13 @@ DESCRIPTION = ("The default matrix on the demo package through check_matrix on a
                "workers: wall time vs the validators' summed time, vs the ideal (sum / N), and 2 vs 1 workers.")
 
 
-def _one_run(matrix: str, model: str, store: str, workers: int, cells: str | None, force: bool = True) -> dict[str, Any]:
+def _one_run(matrix: str, model: str, store: str, workers: int, cells: str | None, force: bool = True,
+             address: str | None = None) -> dict[str, Any]:
     from modelcompat.flows.check_matrix import check_matrix
     from modelcompat.orchestration import make_task_runner
 
     t0 = time.perf_counter()
-    summary = check_matrix.with_options(task_runner=make_task_runner(None, workers))(
+    summary = check_matrix.with_options(task_runner=make_task_runner(address, workers))(
         matrix=matrix, model=model, store=store, cells=cells, trigger="cli", force=force)
     wall = time.perf_counter() - t0
     ran = [r for r in summary["reports"] if r["status"] != "skipped" and not r.get("cached")]
@@ -54,6 +55,25 @@ def _one_run(matrix: str, model: str, store: str, workers: int, cells: str | Non
             "statuses": statuses, "validators_sum_by_name_s": by_validator, "verdict": summary.get("verdict"), "run_id": summary["run_id"]}
 
 
+def _warm_cluster_runs(matrix: str, model: str, store: str, cells: str | None,
+                       repeats: int) -> dict[int, list[dict[str, Any]]]:
+    """Forced runs on a cluster that outlives them (as `--dask-address` gives a nightly run over many
+    models): its workers keep their probe zygotes and imports, so what is timed is the checks' CPU-bound
+    part plus the per-cell fork, scheduling and publishing. One untimed run first warms the workers."""
+    from modelcompat.orchestration import start_local_cluster
+
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for n in (1, 2):
+        cluster = start_local_cluster(n)
+        try:
+            _one_run(matrix, model, store, n, cells, address=cluster.scheduler_address)
+            for _ in range(repeats):
+                runs[n].append(_one_run(matrix, model, store, n, cells, address=cluster.scheduler_address))
+        finally:
+            cluster.close()
+    return runs
+
+
 def run(ctx: Context) -> dict[str, Any]:
     from modelcompat.settings import default_matrix
 
@@ -69,14 +89,26 @@ def run(ctx: Context) -> dict[str, Any]:
         for _ in range(repeats):
             for n in (1, 2):
                 runs[n].append(_one_run(matrix, str(package.root), store, n, cells))
+        warm_runs = _warm_cluster_runs(matrix, str(package.root), store, cells, repeats + 1)
 
-    def med(n: int, key: str) -> float:
-        return median([r[key] for r in runs[n]])
+    def med(n: int, key: str, source: dict[int, list[dict[str, Any]]] = runs) -> float:
+        return median([r[key] for r in source[n]])
 
     w1, w2 = med(1, "wall_s"), med(2, "wall_s")
     s1, s2 = med(1, "validators_sum_s"), med(2, "validators_sum_s")
     span1, span2 = med(1, "execute_span_s"), med(2, "execute_span_s")
     ideal2 = s2 / 2
+    ww1, ww2 = med(1, "wall_s", warm_runs), med(2, "wall_s", warm_runs)
+    ws2 = med(2, "validators_sum_s", warm_runs)
+    wspan1, wspan2 = med(1, "execute_span_s", warm_runs), med(2, "execute_span_s", warm_runs)
+    wideal2 = ws2 / 2
+    # The work, measured where nothing waits (1 worker): all checks, and the timed ones (latency), which the
+    # machine-wide timing lock runs one at a time by design (latency fidelity needs the cores to itself).
+    # No schedule on N workers beats max(work / N, timed work); the 2-worker validators' sum is no measure
+    # of work, as it includes the lock waits and the two workers' contention.
+    work1 = med(1, "validators_sum_s", warm_runs)
+    timed1 = median([r["validators_sum_by_name_s"].get("latency", 0.0) for r in warm_runs[1]])
+    lock_ideal2 = max(work1 / 2, timed1)
     figures = [
         Figure("2 workers: flow wall time", w2, "s", "ideal = validators' sum / 2", ideal2),
         Figure("2 workers: execute span", span2, "s", "ideal = validators' sum / 2", ideal2,
@@ -87,11 +119,24 @@ def run(ctx: Context) -> dict[str, Any]:
         Figure("scaling: 2 workers execute span", span2, "s", "1 worker execute span", span1),
         Figure("speedup-based efficiency: 1-worker span / 2-worker span", span1 / span2, "x", "ideal speedup on 2 workers",
                2.0, lower_is_better=False, target=">= 85 % (ratio >= 0.85)"),
+        Figure("warm cluster, 2 workers: execute span", wspan2, "s", "ideal = validators' sum / 2", wideal2,
+               target=">= 85 % efficiency (ratio <= 1.18)",
+               note="a cluster that outlives the run, as with --dask-address: workers keep their zygotes"),
+        Figure("warm cluster, 2 workers: execute span", wspan2, "s",
+               "ideal with timed checks one at a time = max(1-worker sum / 2, 1-worker latency sum)", lock_ideal2,
+               target=">= 85 % efficiency (ratio <= 1.18)"),
+        Figure("warm cluster, 2 workers: execute span", wspan2, "s", "1-worker validators' sum / 2 (no lock)",
+               work1 / 2),
+        Figure("warm cluster, speedup-based efficiency: 1-worker span / 2-worker span", wspan1 / wspan2, "x",
+               "ideal speedup on 2 workers", 2.0, lower_is_better=False, target=">= 85 % (ratio >= 0.85)"),
+        Figure("warm cluster, 2 workers: flow wall time", ww2, "s", "cluster started by the run, 2 workers", w2),
     ]
-    raw = {"warmup_run": warm, "runs": {str(n): v for n, v in runs.items()}}
+    raw = {"warmup_run": warm, "runs": {str(n): v for n, v in runs.items()},
+           "warm_cluster_runs": {str(n): v for n, v in warm_runs.items()}}
     n_ran = runs[2][0]["ran"]
     params = {"matrix": "matrices/default.yaml" + (f" (cells {cells})" if cells else ""), "model": "demo package",
-              "workers": [1, 2], "repeats": repeats, "checks_run": n_ran, "reports": runs[2][0]["reports"]}
+              "workers": [1, 2], "repeats": repeats, "warm_cluster_repeats": repeats + 1, "checks_run": n_ran,
+              "reports": runs[2][0]["reports"]}
     eff_wall, eff_span = ideal2 / w2 * 100, ideal2 / span2 * 100
     inflation = s2 / s1 if s1 else float("nan")
     names = set(runs[1][0]["validators_sum_by_name_s"]) | set(runs[2][0]["validators_sum_by_name_s"])
@@ -104,15 +149,26 @@ def run(ctx: Context) -> dict[str, Any]:
                + (" (its time includes waiting for the machine-wide timing lock, which serialises timed checks)"
                   if top == "latency" else "") + ";")
     interpretation = (
-        f"On 2 workers the {n_ran} checks that ran spent {s2:.1f} s in validators (summed), so the ideal is "
-        f"{ideal2:.1f} s; the flow took {w2:.1f} s ({eff_wall:.0f} % of ideal; {eff_span:.0f} % over the execute span, "
-        f"target 85 %); by speedup, 2 workers finish the execute span {span1 / span2:.2f}x faster than 1 "
-        f"({span1 / span2 / 2 * 100:.0f} % of the ideal 2x). The validators' own summed time was {inflation:.2f}x the 1-worker run's ({s1:.1f} s):{why}"
+        f"Cluster started by the run (`make run`): on 2 workers the {n_ran} checks that ran spent {s2:.1f} s in "
+        f"validators (summed), so the ideal is {ideal2:.1f} s; the flow took {w2:.1f} s ({eff_wall:.0f} % of ideal; "
+        f"{eff_span:.0f} % over the execute span); by speedup, 2 workers finish the execute span "
+        f"{span1 / span2:.2f}x faster than 1 ({span1 / span2 / 2 * 100:.0f} % of the ideal 2x). The validators' own "
+        f"summed time was {inflation:.2f}x the 1-worker run's ({s1:.1f} s):{why}"
         + (" two cells at once on 2 shared cores made the checks slower in sum (CPU contention, and lock waits "
            "for timed checks), so " if inflation > 1.2 else " the checks slowed each other down little, so ")
         + f"2 workers take {w2 / w1:.2f}x the 1-worker wall time ({span2 / span1:.2f}x over the execute span). "
-        f"The gap between wall time and the summed validator time is flow and cluster start-up, runtime "
-        f"provisioning, per-cell probe start (torch/onnxruntime import) and publishing, which the validators' own "
-        f"times exclude."
+        f"Such a run pays once per worker for what does not parallelise: cluster start, and each worker's first "
+        f"probe of a runtime (its zygote importing torch, ~3 s) inside the execute span, on both sides of the "
+        f"speedup. The CPU-bound part is what a cluster that outlives the run measures (workers warm, as with "
+        f"`--dask-address` over a nightly's many models): there 2 workers run the execute span in "
+        f"{wspan2:.1f} s against an ideal of {wideal2:.1f} s by the 2-worker validators' sum "
+        f"({wideal2 / wspan2 * 100:.0f} %; target 85 %). That sum includes lock waits and contention, so the "
+        f"stricter yardstick is the work measured on 1 worker: {work1:.1f} s, of which {timed1:.1f} s is latency, "
+        f"timed under the machine-wide lock one check at a time by design (fidelity), so no schedule on 2 "
+        f"workers beats {lock_ideal2:.1f} s: the span is {lock_ideal2 / wspan2 * 100:.0f} % of that; without "
+        f"the lock, work / 2 = {work1 / 2:.1f} s would be {work1 / 2 / wspan2 * 100:.0f} %. The lock also caps the "
+        f"speedup at {work1 / lock_ideal2:.2f}x here: 2 warm workers run the span {wspan1 / wspan2:.2f}x faster "
+        f"than 1 ({wspan1 / wspan2 / 2 * 100:.0f} % of 2x). The whole flow takes {ww2:.1f} s on 2 warm workers "
+        f"({ww1:.1f} s on 1)."
     )
     return result(figures, raw, params, interpretation)
