@@ -64,6 +64,9 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
             f.write(j.cell.id + "\\n")
         while not os.path.exists(os.path.join(gate, "go")):
             time.sleep(0.02)
+        # Hold each cell a moment: a worker that finished its cell at once could otherwise start the next
+        # one before the other worker has even written down the cell it was handed at the same time.
+        time.sleep(0.3)
         return {"cell": j.cell.id, "gx_preloaded": "great_expectations" in sys.modules,
                 "late_variable": os.environ.get("SET_AFTER_FORKSERVER")}
 
@@ -102,7 +105,7 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     script = tmp_path / "cluster.py"
     script.write_text(_CLUSTER_SCRIPT)
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "GATE": str(tmp_path)})
+                          env={**os.environ, "GATE": str(tmp_path)})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     out = json.loads(lines[0].removeprefix("RESULT "))
