@@ -59,13 +59,24 @@ def _warm_cluster_runs(matrix: str, model: str, store: str, cells: str | None,
                        repeats: int) -> dict[int, list[dict[str, Any]]]:
     """Forced runs on a cluster that outlives them (as `--dask-address` gives a nightly run over many
     models): its workers keep their probe zygotes and imports, so what is timed is the checks' CPU-bound
-    part plus the per-cell fork, scheduling and publishing. One untimed run first warms the workers."""
+    part plus the per-cell fork, scheduling and publishing. Every worker's zygotes are started first, as the
+    nightly flow does (`prewarm_runtimes`), then one untimed run warms the rest."""
+    import os
+
+    from distributed import Client
+
+    from modelcompat import settings
+    from modelcompat.harness import prewarm_runtimes
+    from modelcompat.matrix import load_matrix
     from modelcompat.orchestration import start_local_cluster
 
+    runtimes = list(load_matrix(matrix).spec.runtimes)
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for n in (1, 2):
         cluster = start_local_cluster(n)
         try:
+            with Client(cluster) as client:
+                client.run(prewarm_runtimes, runtimes, os.path.abspath(settings.env_cache()))
             _one_run(matrix, model, store, n, cells, address=cluster.scheduler_address)
             for _ in range(repeats):
                 runs[n].append(_one_run(matrix, model, store, n, cells, address=cluster.scheduler_address))

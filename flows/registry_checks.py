@@ -9,6 +9,7 @@ between two models.
 from __future__ import annotations
 
 import contextvars
+import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from enum import Enum
@@ -19,6 +20,8 @@ from prefect.runtime import flow_run
 
 from modelcompat import settings
 from modelcompat.flows.check_matrix import check_matrix
+from modelcompat.harness import prewarm_runtimes
+from modelcompat.matrix import load_matrix
 from modelcompat.orchestration import make_task_runner, start_local_cluster
 from modelcompat.registries import open_registry
 from modelcompat.validators.registry import Registry
@@ -77,6 +80,8 @@ def nightly_matrix(matrix: str | None = None, production_alias: str = "productio
             address = stack.enter_context(start_local_cluster(settings.workers(), preload)).scheduler_address
             get_run_logger().info("one local Dask cluster (%s) for the %d model versions", address, len(todo))
         matrix = matrix or str(settings.matrices_dir() / "nightly.yaml")
+        if address is not None and todo:
+            _prewarm(address, matrix)
 
         def check(name: str, version: str) -> dict[str, Any]:
             return _check_version(name, version, matrix=matrix, trigger="schedule", dask_address=address)
@@ -86,6 +91,22 @@ def nightly_matrix(matrix: str | None = None, production_alias: str = "productio
         with ThreadPoolExecutor(max_workers=max(1, concurrent_models), thread_name_prefix="nightly") as pool:
             futures = [pool.submit(contextvars.copy_context().run, check, name, version) for name, version in todo]
             return [f.result() for f in futures]
+
+
+def _prewarm(address: str, matrix: str) -> None:
+    """Start every worker's probe zygotes for the matrix's runtimes before the first cells arrive."""
+    from distributed import Client
+
+    logger = get_run_logger()
+    try:
+        runtimes = list(load_matrix(matrix).spec.runtimes)
+        with Client(address, timeout=60) as client:
+            states = client.run(prewarm_runtimes, runtimes, os.path.abspath(settings.env_cache()))
+    except Exception as exc:  # a head start, not a requirement: the cells start their zygotes themselves
+        logger.warning("could not prewarm the workers' runtimes: %s", exc)
+        return
+    for worker, by_runtime in sorted(states.items()):
+        logger.info("worker %s runtimes: %s", worker, ", ".join(f"{k} {v}" for k, v in by_runtime.items()))
 
 
 def _name_one_run() -> str:

@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from modelcompat.cells import Cell
+from modelcompat.cells import Cell, RuntimeSpec
 from modelcompat.environments import RuntimeEnv, env_fingerprint, existing_env, provision
 from modelcompat.fingerprint import cache_key, input_components
 from modelcompat.errors import EnvironmentBuildError, ProbeError, ProbeRequestError
 from modelcompat.package import ModelPackage, load_package
-from modelcompat.probe.launcher import ProbeSession
+from modelcompat.probe.launcher import ProbeSession, prewarm_zygote
 from modelcompat.report import Evidence, Finding, Outcome, Report, Severity, Status
 from modelcompat.validators.base import ValidationContext, Validator
 from modelcompat.validators.registry import Registry
@@ -174,6 +174,21 @@ def _busy(validator: Validator) -> bool:
         return bool(validator.busy())
     except Exception:  # a broken hook must not stop the cell: the check then just runs in its turn
         return False
+
+
+def prewarm_runtimes(runtimes: list[RuntimeSpec], env_cache: str | None = None) -> dict[str, str]:
+    """Start this worker's probe zygotes for `runtimes` ahead of their cells: {runtime id: "ready" or why not}.
+
+    Run on every worker of a cluster that will take many cells (`Client.run`, e.g. the nightly flow), so
+    no worker's first cell of a runtime waits for its import. Builds nothing: a runtime whose venv is not
+    built yet is left to its first cell.
+    """
+    out: dict[str, str] = {}
+    for runtime in runtimes:
+        env = existing_env(runtime, Path(env_cache) if env_cache else None)
+        out[runtime.id] = (prewarm_zygote(env.python, runtime.kind) if env is not None
+                           else "its venv is not built yet: the first cell builds it")
+    return out
 
 
 def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:

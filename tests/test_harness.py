@@ -65,3 +65,41 @@ def test_in_the_real_registry_latency_leads_the_reloading_checks() -> None:
     runnable = [(registry.validators[n](), None) for n in names]
     assert [v.name for v, _ in run_order(runnable)] == [
         "data_contract", "io_contract", "loadability", "latency", "determinism", "hardware_support"]
+
+
+def _zygotes_of_this_process(kind: str) -> set[int]:
+    import os
+    from pathlib import Path
+
+    from procscan import children
+
+    found = set()
+    for pid in children(os.getpid()):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--zygote" in args and args[args.index(b"--zygote") + 1] == kind.encode():
+            found.add(pid)
+    return found
+
+
+def test_prewarm_starts_the_zygote_a_cell_then_forks_from(tmp_path, monkeypatch) -> None:
+    import sys
+    import uuid
+
+    from modelcompat.cells import RuntimeSpec
+    from modelcompat.harness import prewarm_runtimes
+    from modelcompat.probe.launcher import ProbeSession
+
+    monkeypatch.setenv("MC_PREWARM_TEST", uuid.uuid4().hex)  # an environment no zygote was started with yet
+    before = _zygotes_of_this_process("torch")
+    runtimes = [RuntimeSpec(id="host-torch", kind="torch", env="host"),
+                RuntimeSpec(id="old-ort", kind="onnxruntime", env="venv", requirements=("onnxruntime==1.15.1",))]
+    states = prewarm_runtimes(runtimes, str(tmp_path / "no-envs-here"))
+    assert states == {"host-torch": "ready", "old-ort": "its venv is not built yet: the first cell builds it"}
+    (started,) = _zygotes_of_this_process("torch") - before
+    with ProbeSession(sys.executable, "host-torch/cpu/torch-eager", tmp_path / "probe", kind="torch") as session:
+        session.request("describe")
+        assert session.forked_from == started  # the prewarmed zygote: the first cell imports nothing
+    assert not (tmp_path / "no-envs-here").exists()  # prewarming builds no venv

@@ -96,6 +96,31 @@ def _wait_exited(proc: ProbeProcess, timeout_s: float) -> bool:
     return True
 
 
+def probe_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a probe runs with (and its zygote is keyed by): this process's, plus `extra`.
+
+    PYTHONPATH/PYTHONHOME are dropped: they would leak the host's packages into the cell's environment.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(extra or {})
+    return env
+
+
+def prewarm_zygote(python: str | Path, kind: str) -> str:
+    """Start (or find) this process's zygote for an interpreter and runtime kind, as a session would.
+
+    Returns "ready", or why there is none (zygotes off, a kind without one, or it could not start).
+    """
+    if not zygotes.enabled():
+        return f"zygotes are off ({zygotes.ENABLE_ENV}=0)"
+    python = str(python)
+    try:
+        zygotes.zygote_for(os.path.abspath(python) if os.sep in python else python, kind, probe_environment())
+    except ZygoteUnavailable as exc:
+        return str(exc)
+    return "ready"
+
+
 class ProbeSession:
     """One probe process per cell, started lazily and restarted after it dies; requests are serialised.
 
@@ -234,9 +259,7 @@ class ProbeSession:
             self._log = open(self.log_path, "ab")
         self._log.flush()
         self._log_start = self._log.tell()
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        # PYTHONPATH/PYTHONHOME would leak the host's packages into the cell's environment.
-        env.update(self.extra_env)
+        env = probe_environment(self.extra_env)
         proc = self._fork_from_zygote(env) or self._start_fresh(env)
         self._proc = proc
         self._buffer = b""

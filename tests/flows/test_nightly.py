@@ -44,7 +44,7 @@ def test_nightly_checks_the_models_at_once_on_one_cluster(prefect_server: str, d
     registry.register(other.root)
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "MODELCOMPAT_HOME": str(tmp_path / "home"),
            "MODELCOMPAT_REGISTRY": str(registry.root), "MODELCOMPAT_STORE": str(tmp_path / "store"),
-           "MODELCOMPAT_WORKERS": "2", "PREFECT_LOGGING_LEVEL": "WARNING"}
+           "MODELCOMPAT_WORKERS": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
     env.pop("MODELCOMPAT_DASK_ADDRESS", None)
     done = subprocess.run([sys.executable, "-c", NIGHTLY, str(matrices_dir() / "smoke.yaml")], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -52,6 +52,9 @@ def test_nightly_checks_the_models_at_once_on_one_cluster(prefect_server: str, d
     results = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert sorted(r["model"] for r in results) == ["demo-mlp", "other-mlp"]
     assert {r["verdict"] for r in results} == {"pass"}
+    # Before the first cell, every worker started its probe zygotes for the matrix's runtimes.
+    logs = done.stdout + done.stderr
+    assert logs.count("runtimes: host-ort ready, host-torch ready") == 2, logs[-3000:]
 
     # Both models' checks ran on the same worker process: one cluster for the night, not one per model,
     # so the worker's probe zygotes and imports carried over from the first model to the second.
