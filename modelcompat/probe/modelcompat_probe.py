@@ -775,6 +775,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 #   zygote -> host: {"ready": true, "pid": n, "imported": [...], "failed": {...}}   (once, at start)
 #                   {"forked": n} | {"error": "..."}  (reply to fork)
 #                   {"exit": n, "returncode": rc}   (a child exited; rc < 0 is a signal, as in subprocess)
+#                   {"reaped": n}                   (a released child has been reaped: its pid is free)
 # A child is reaped only once released, so its pid (= its process group id) cannot be reused while the
 # host may still kill that group.
 
@@ -902,6 +903,7 @@ def zygote_main(kind: str, control_fd: Optional[int]) -> int:
             if state["released"]:
                 os.waitpid(pid, 0)
                 children.pop(pid)
+                _zygote_send(ctl, {"reaped": pid})  # the host waits for this: after it, the pid is gone
         if ctl.fileno() not in events:
             continue
         try:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 PROBE_SCRIPT = Path(__file__).with_name("modelcompat_probe.py")
 ENABLE_ENV = "MODELCOMPAT_PROBE_ZYGOTE"
@@ -49,6 +49,7 @@ class ProbeZygote:
         self.python, self.kind = python, kind
         self._lock = threading.Lock()
         self._exits: dict[int, int] = {}
+        self._releasing: set[int] = set()
         self._log = tempfile.NamedTemporaryFile(prefix=f"modelcompat-zygote-{kind}-", suffix=".log", delete=False)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
@@ -63,7 +64,7 @@ class ProbeZygote:
             raise ZygoteUnavailable(f"could not start a {kind} zygote with {python}: {exc}") from None
         finally:
             theirs.close()
-        ready = self._receive(_READY_TIMEOUT_S)
+        ready = self._receive(_READY_TIMEOUT_S, lambda m: "ready" in m)
         if not ready or not ready.get("ready"):
             tail = self.log_tail()
             self.close()
@@ -86,7 +87,7 @@ class ProbeZygote:
                                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(fds))])
             except OSError as exc:
                 raise ZygoteUnavailable(f"the {self.kind} zygote is gone: {exc}") from None
-            reply = self._receive(timeout_s)
+            reply = self._receive(timeout_s, lambda m: "forked" in m or "error" in m)
         if not reply or "forked" not in reply:
             raise ZygoteUnavailable(f"the {self.kind} zygote did not fork: {reply or 'no answer'}")
         return int(reply["forked"])
@@ -102,14 +103,19 @@ class ProbeZygote:
                 self._exits[pid] = -signal.SIGKILL
             return self._exits.get(pid)
 
-    def release(self, pid: int) -> None:
-        """The host is done with `pid`: the zygote may reap it (and its pid be reused)."""
+    def release(self, pid: int, timeout_s: float = 10.0) -> None:
+        """The host is done with `pid` (dead or killed): the zygote reaps it. Waits until it has, so that,
+        as after `Popen.wait`, the probe is gone from the process table when its session says so."""
         with self._lock:
             self._exits.pop(pid, None)
+            # Until reaped, a late exit notice for it is not recorded: a new child given the same pid
+            # later must not look dead from the start.
+            self._releasing.add(pid)
             try:
                 self._sock.send(json.dumps({"op": "release", "pid": pid}).encode())
             except OSError:
-                pass
+                return  # the zygote is gone, and its children with it
+            self._receive(timeout_s, lambda m: m.get("reaped") == pid)
 
     def close(self) -> None:
         """Stop the zygote (its children are killed by it when it sees the socket close)."""
@@ -141,10 +147,12 @@ class ProbeZygote:
 
     # ---------------------------------------------------------------------------------------- protocol
 
-    def _receive(self, timeout_s: float) -> dict[str, Any] | None:
-        """Read messages until one that is not an exit notice arrives (returned) or `timeout_s` passes.
+    def _receive(self, timeout_s: float,
+                 wanted: Callable[[dict[str, Any]], bool] = lambda m: False) -> dict[str, Any] | None:
+        """Read messages until a `wanted` one arrives (returned) or `timeout_s` passes.
 
-        Exit notices are recorded on the way. With `timeout_s=0` it only drains what is already there.
+        Exit notices are recorded on the way; other messages (a late `reaped` for a release that stopped
+        waiting) are dropped. With `timeout_s=0` it only drains what is already there.
         """
         deadline = time.monotonic() + timeout_s
         poller = select.poll()
@@ -162,10 +170,12 @@ class ProbeZygote:
             if not raw:
                 return None
             message = json.loads(raw)
-            if "exit" in message:
+            if "exit" in message and int(message["exit"]) not in self._releasing:
                 self._exits[int(message["exit"])] = int(message["returncode"])
-                continue
-            return message
+            if "reaped" in message:
+                self._releasing.discard(int(message["reaped"]))
+            if wanted(message):
+                return message
 
 
 def _fd_bytes(fds: tuple[int, ...]) -> bytes:

@@ -145,3 +145,15 @@ def test_killing_the_owner_leaves_no_zygote_and_no_probe(tmp_path: Path) -> None
     assert done.returncode == -signal.SIGKILL, done.stderr
     probe, zygote = (int(x) for x in done.stdout.split())
     assert wait_gone(lambda: [p for p in (probe, zygote) if _alive(p)]) == []
+
+
+def test_a_dead_forked_probe_is_reaped_before_its_session_reports_it(tmp_path: Path) -> None:
+    # As with a Popen child the host waits for: once the session has answered, the pid is free again
+    # (no zombie left waiting for the zygote's next turn).
+    with ProbeSession(HOST_PY, "host/cpu/reaped", tmp_path, kind="onnxruntime") as s:
+        pid = s.request("describe")["pid"]
+        with pytest.raises(ProbeError):
+            s.request("fault", kind="abort")
+        assert not Path(f"/proc/{pid}").exists()
+        pid = s.request("describe")["pid"]
+    assert not Path(f"/proc/{pid}").exists()  # and after close
