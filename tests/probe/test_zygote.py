@@ -18,7 +18,7 @@ import torch
 
 from modelcompat.errors import ProbeError, ProbeRequestError
 from modelcompat.probe import zygote as zygotes
-from modelcompat.probe.launcher import ProbeSession
+from modelcompat.probe.launcher import ProbeSession, probe_environment
 from procscan import wait_gone
 
 HOST_PY = sys.executable
@@ -52,7 +52,7 @@ def test_sessions_of_one_kind_fork_from_one_zygote_that_imported_the_runtime(tmp
         assert pa != pb  # a process per session...
         assert a.forked_from is not None and a.forked_from == b.forked_from  # ...from one zygote
         assert _ppid(pa) == _ppid(pb) == a.forked_from
-        zygote = zygotes.zygote_for(a.python, "torch", dict(os.environ))
+        zygote = zygotes.zygote_for(a.python, "torch", probe_environment())
         assert zygote.pid == a.forked_from
         assert {"torch", "torch.export._trace"} <= set(zygote.imported)
         # Each probe has its own process group, so a kill of one cannot reach the zygote or the other.
