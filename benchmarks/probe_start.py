@@ -9,9 +9,11 @@ separate figure. Sessions alternate fresh/forked, round by round.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +29,38 @@ _ARTIFACTS = {"onnxruntime": ("onnx", {"runtime": "onnxruntime", "provider": "CP
               "torch": ("pt2", {"runtime": "torch", "mode": "eager"})}
 
 
-def _ready(kind: str, artifact: Path, fmt: str, backend: dict[str, Any], workdir: Path, forked: bool) -> dict[str, Any]:
+@contextlib.contextmanager
+def _zygotes(on: bool) -> Iterator[None]:
+    """MODELCOMPAT_PROBE_ZYGOTE set for the block (it is part of the probe's environment, so of the key)."""
     from modelcompat.probe import zygote as zygotes
-    from modelcompat.probe.launcher import ProbeSession
 
     previous = os.environ.get(zygotes.ENABLE_ENV)
-    os.environ[zygotes.ENABLE_ENV] = "1" if forked else "0"
+    os.environ[zygotes.ENABLE_ENV] = "1" if on else "0"
     try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(zygotes.ENABLE_ENV, None)
+        else:
+            os.environ[zygotes.ENABLE_ENV] = previous
+
+
+def _ready(kind: str, artifact: Path, fmt: str, backend: dict[str, Any], workdir: Path, forked: bool) -> dict[str, Any]:
+    from modelcompat.probe.launcher import ProbeSession
+
+    with _zygotes(forked):
         t0 = time.perf_counter()
         with ProbeSession(sys.executable, f"bench/{kind}", workdir, kind=kind) as session:
             session.request("describe", kind=kind)
             loaded = session.request("load", artifact=str(artifact), format=fmt, backend=backend)
             elapsed = time.perf_counter() - t0
             assert (session.forked_from is not None) == forked, session.log_path.read_text()[-1000:]
-    finally:
-        if previous is None:
-            os.environ.pop(zygotes.ENABLE_ENV, None)
-        else:
-            os.environ[zygotes.ENABLE_ENV] = previous
     return {"elapsed_s": elapsed, "load_time_ms": loaded.get("load_time_ms")}
 
 
 def run(ctx: Context) -> dict[str, Any]:
     from modelcompat.probe import zygote as zygotes
+    from modelcompat.probe.launcher import prewarm_zygote
 
     package = ctx.demo()
     rounds = 2 if ctx.quick else 7
@@ -60,14 +71,12 @@ def run(ctx: Context) -> dict[str, Any]:
             artifact = package.artifact(fmt)
             assert artifact is not None, f"the demo package has no {fmt} artifact"
             path = Path(package.root) / artifact.path
-            env = dict(os.environ)
-            env.pop("PYTHONPATH", None)
-            env.pop("PYTHONHOME", None)
-            env[zygotes.ENABLE_ENV] = "1"  # the environment the forked sessions will run with (part of the key)
             zygotes.close_all()
-            t0 = time.perf_counter()
-            zygotes.zygote_for(os.path.abspath(sys.executable), kind, env)
-            zygote_start = time.perf_counter() - t0
+            with _zygotes(True):  # the environment the forked sessions run with
+                t0 = time.perf_counter()
+                state = prewarm_zygote(sys.executable, kind)
+                zygote_start = time.perf_counter() - t0
+            assert state == "ready", state
             fresh, forked = [], []
             for i in range(rounds):
                 fresh.append(_ready(kind, path, fmt, backend, tmp / f"{kind}-fresh-{i}", forked=False))

@@ -21,9 +21,10 @@ from typing import IO, Any, Union
 
 from modelcompat.errors import ProbeError, ProbeRequestError
 from modelcompat.probe import zygote as zygotes
+from modelcompat.probe.process import PROBE_SCRIPT, close_streams, wait_exited
 from modelcompat.probe.zygote import ForkedProbe, ZygoteUnavailable
 
-PROBE_SCRIPT = Path(__file__).with_name("modelcompat_probe.py")
+__all__ = ["PROBE_SCRIPT", "ProbeSession", "probe_environment", "prewarm_zygote"]
 
 # Markers of an allocation failure in the probe's stderr (Python, C++ runtimes, glibc).
 _OOM_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
@@ -68,32 +69,17 @@ class PopenProbe:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # uninterruptible sleep in the kernel; nothing more we can do
             pass
-        for stream in (self.stdin, self.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+        close_streams(self.stdin, self.stdout)
 
 
 ProbeProcess = Union[PopenProbe, ForkedProbe]
 
 
-def _kill_group(proc: ProbeProcess) -> None:
-    proc.kill_group()
-
-
-def _has_exited(proc: ProbeProcess) -> bool:
-    return proc.has_exited()
-
-
-def _wait_exited(proc: ProbeProcess, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not proc.has_exited():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def _interpreter(python: str | Path) -> str:
+    """Absolute (the probe runs with cwd=workdir) but not resolved: a venv's bin/python is a symlink
+    whose location is what selects the venv. A bare name (`python3`) is left to PATH lookup."""
+    python = str(python)
+    return os.path.abspath(python) if os.sep in python else python
 
 
 def probe_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -113,9 +99,8 @@ def prewarm_zygote(python: str | Path, kind: str) -> str:
     """
     if not zygotes.enabled():
         return f"zygotes are off ({zygotes.ENABLE_ENV}=0)"
-    python = str(python)
     try:
-        zygotes.zygote_for(os.path.abspath(python) if os.sep in python else python, kind, probe_environment())
+        zygotes.zygote_for(_interpreter(python), kind, probe_environment())
     except ZygoteUnavailable as exc:
         return str(exc)
     return "ready"
@@ -146,10 +131,7 @@ class ProbeSession:
         env: dict[str, str] | None = None,
         kind: str | None = None,
     ) -> None:
-        python = str(python)
-        # Absolute (the probe runs with cwd=workdir) but not resolved: a venv's bin/python is a symlink
-        # whose location is what selects the venv. A bare name (`python3`) is left to PATH lookup.
-        self.python = os.path.abspath(python) if os.sep in python else python
+        self.python = _interpreter(python)
         self.cell_id = cell_id
         self.workdir = Path(os.path.abspath(workdir))
         self.timeout_s = timeout_s
@@ -175,7 +157,7 @@ class ProbeSession:
     def pid(self) -> int | None:
         """Pid of the running probe, or None when none is running."""
         proc = self._proc
-        return proc.pid if proc is not None and not _has_exited(proc) else None
+        return proc.pid if proc is not None and not proc.has_exited() else None
 
     def holds(self, token: str | None) -> bool:
         """Whether `token` (from `load`) was issued by the probe running now; False after a crash/restart."""
@@ -226,14 +208,14 @@ class ProbeSession:
         """Ask the probe to exit, then kill its process group whatever it did. Idempotent."""
         with self._lock:
             proc = self._proc
-            if proc is not None and not _has_exited(proc):
+            if proc is not None and not proc.has_exited():
                 try:
                     assert proc.stdin is not None
                     self._next_id += 1
                     request = {"id": self._next_id, "op": "shutdown", "args": {}}
                     proc.stdin.write((json.dumps(request) + "\n").encode())
                     proc.stdin.flush()
-                    _wait_exited(proc, _SHUTDOWN_GRACE_S)
+                    wait_exited(proc, _SHUTDOWN_GRACE_S)
                 except OSError:
                     pass
             self._stop()
@@ -251,7 +233,7 @@ class ProbeSession:
 
     def _ensure_started(self) -> ProbeProcess:
         if self._proc is not None:
-            if not _has_exited(self._proc):
+            if not self._proc.has_exited():
                 return self._proc
             self._stop()  # died between requests (e.g. killed from outside): start afresh
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +248,7 @@ class ProbeSession:
         self._tokens = set()
         self.starts += 1
         # Kills the probe if this session is garbage-collected or the host exits without close().
-        self._finalizer = weakref.finalize(self, _kill_group, proc)
+        self._finalizer = weakref.finalize(self, proc.kill_group)
         return proc
 
     def _fork_from_zygote(self, env: dict[str, str]) -> ForkedProbe | None:
@@ -320,7 +302,7 @@ class ProbeSession:
             self._finalizer.detach()
             self._finalizer = None
         if proc is not None:
-            _kill_group(proc)
+            proc.kill_group()
 
     # ---------------------------------------------------------------------------------------- protocol
 
@@ -364,7 +346,7 @@ class ProbeSession:
         """Reap the dead probe and describe how it died."""
         proc = self._proc
         # EOF can come a moment before the exit status; a probe that closed stdout but lives on is killed.
-        exited = proc is not None and _wait_exited(proc, 5.0)
+        exited = proc is not None and wait_exited(proc, 5.0)
         tail = self._stderr_tail()
         self._stop()
         returncode = proc.returncode if exited and proc is not None else None

@@ -26,7 +26,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any, Callable
 
-PROBE_SCRIPT = Path(__file__).with_name("modelcompat_probe.py")
+from modelcompat.probe.process import PROBE_SCRIPT, close_streams, wait_exited
+
 ENABLE_ENV = "MODELCOMPAT_PROBE_ZYGOTE"
 KINDS = ("onnxruntime", "torch")
 _READY_TIMEOUT_S = 300.0  # importing torch on a loaded machine; a zygote that takes longer is given up on
@@ -204,16 +205,10 @@ class ForkedProbe:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            deadline = time.monotonic() + 10
-            while not self.has_exited() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_exited(self, 10.0)
             self.zygote.release(self.pid)
             self._released = True
-        for stream in (self.stdin, self.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        close_streams(self.stdin, self.stdout)
 
 
 # ------------------------------------------------------------------------------------------- registry
