@@ -70,7 +70,7 @@ class Context:
     def prefect(self) -> str:
         """The Prefect API URL (started once for the whole session; `PREFECT_API_URL` when set)."""
         if self._api_url is None:
-            from modelcompat.orchestration import prefect_api
+            from modelcompat.orchestration.prefect_api import prefect_api
 
             self._api_url = self._stack.enter_context(prefect_api(str(self.workdir / "prefect-home")))
         return self._api_url
@@ -78,7 +78,7 @@ class Context:
     def demo(self) -> Any:
         """The demo package, built once per session into the scratch folder."""
         if self._demo is None:
-            from modelcompat.demo import build_demo
+            from modelcompat.model.demo import build_demo
 
             self._demo = build_demo(self.workdir / "demo")
         return self._demo

@@ -16,7 +16,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import BENCHMARK_MODULES, NOT_COVERED, REPO_ROOT, Context, NotAvailable, loadavg
+from benchmarks import (
+    BENCHMARK_MODULES,
+    NOT_COVERED,
+    REPO_ROOT,
+    Context,
+    NotAvailable,
+    loadavg,
+)
 
 PACKAGES = ["modelcompat", "prefect", "prefect-dask", "dask", "distributed", "onnxruntime", "numpy", "pandas",
             "pyarrow", "torch", "pydantic"]

@@ -1,4 +1,4 @@
-"""`hashing`: `modelcompat.hashing.sha256_file` throughput on a large file vs coreutils `sha256sum`.
+"""`hashing`: `modelcompat.model.hashing.sha256_file` throughput on a large file vs coreutils `sha256sum`.
 
 The file is made of `os.urandom` chunks in /tmp and deleted afterwards. Both tools read it from the page
 cache (it was just written, and one read pass runs before timing), so this measures hashing, not the disk.
@@ -41,7 +41,7 @@ def _time_cmd(cmd: list[str]) -> tuple[float, str]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from modelcompat.hashing import CHUNK_SIZE, sha256_file
+    from modelcompat.model.hashing import CHUNK_SIZE, sha256_file
 
     size = 64 * MIB if ctx.quick else GIB
     rounds = 2 if ctx.quick else 3

@@ -34,7 +34,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import Context, Figure, NotAvailable, median, percentile, result, scratch
+from benchmarks import (
+    Context,
+    Figure,
+    NotAvailable,
+    median,
+    percentile,
+    result,
+    scratch,
+)
 
 NAME = "latency_fidelity"
 TITLE = "Latency fidelity (latency validator vs bare onnxruntime)"
@@ -121,8 +129,13 @@ def _build_package(out: Path) -> Any:
     """The ~1 ms MLP as an ONNX-only model package at `out` (seeded weights and payload)."""
     import torch
 
-    from modelcompat.packaging import build_package
-    from modelcompat.testmodels import eager_outputs, export_onnx, make_features, save_payload
+    from modelcompat.model.build import build_package
+    from modelcompat.model.torch_models import (
+        eager_outputs,
+        export_onnx,
+        make_features,
+        save_payload,
+    )
 
     torch.manual_seed(0)
     layers: list[torch.nn.Module] = []
@@ -153,9 +166,10 @@ def _compare(package: Any, cell: Any, tmp: Path, *, iterations: int, warmup: int
     on a scale of seconds, and short paired rounds see the same load on both sides. With `singles`, the
     probe (model loaded, lock held) then answers that many single `run` requests, timed on the host.
     """
-    from modelcompat.probe.launcher import ProbeSession
     from modelcompat.validators.base import ValidationContext
     from modelcompat.validators.latency import Latency, timing_lock
+
+    from modelcompat.probe.launcher import ProbeSession
 
     model = package.resolve(package.artifact("onnx").path)
     payload = package.resolve(package.manifest.payload)
@@ -217,7 +231,7 @@ def run(ctx: Context) -> dict[str, Any]:
         from modelcompat.validators.latency import Latency  # noqa: F401 - only whether it exists
     except ImportError as exc:
         raise NotAvailable(f"no latency validator ({exc})") from None
-    from modelcompat.matrix import load_matrix
+    from modelcompat.matrix.spec import load_matrix
     from modelcompat.settings import default_matrix
 
     cell = load_matrix(default_matrix()).select(CELL_ID)[0]

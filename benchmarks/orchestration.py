@@ -3,7 +3,7 @@
 Three ways to run `cells` cells of `k` no-op checks each (`noop_cell`):
 
 - product path: a Prefect flow mirroring check_matrix's execute step — one Prefect task per cell on the
-  task runner `modelcompat.orchestration.make_task_runner(None, 2)` gives (DaskCellRunner: Prefect
+  task runner `modelcompat.orchestration.dask_runner.make_task_runner(None, 2)` gives (DaskCellRunner: Prefect
   tasks in threads of the flow process, each handing its cell to a local Dask cluster of 2 process
   workers with `run_cell`), results collected with `as_completed` — against one Prefect server for the
   session (`prefect_api()`), as the product runs;
@@ -44,9 +44,8 @@ def _prefect_objects() -> tuple[Any, Any]:
     """The task and flow, built lazily so that importing this module does not import Prefect."""
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
-    from prefect.futures import as_completed
-
     from prefect.context import FlowRunContext
+    from prefect.futures import as_completed
 
     @task(name="bench-noop-cell", cache_policy=NO_CACHE, persist_result=False)
     def noop_cell_task(cell: int, k: int) -> list[dict[str, Any]]:
@@ -68,7 +67,7 @@ def _prefect_objects() -> tuple[Any, Any]:
 
 
 def _prefect_path(cells: int, k: int) -> tuple[float, float, list[float]]:
-    from modelcompat.orchestration import make_task_runner
+    from modelcompat.orchestration.dask_runner import make_task_runner
 
     _, noop_matrix = _prefect_objects()
     t0 = time.perf_counter()

@@ -30,7 +30,8 @@ DESCRIPTION = ("The default matrix on the demo package through check_matrix on a
 def _one_run(matrix: str, model: str, store: str, workers: int, cells: str | None, force: bool = True,
              address: str | None = None) -> dict[str, Any]:
     from modelcompat.flows.check_matrix import check_matrix
-    from modelcompat.orchestration import make_task_runner
+
+    from modelcompat.orchestration.dask_runner import make_task_runner
 
     t0 = time.perf_counter()
     summary = check_matrix.with_options(task_runner=make_task_runner(address, workers))(
@@ -38,7 +39,7 @@ def _one_run(matrix: str, model: str, store: str, workers: int, cells: str | Non
     wall = time.perf_counter() - t0
     ran = [r for r in summary["reports"] if r["status"] != "skipped" and not r.get("cached")]
     busy = sum(r["duration_s"] for r in ran)
-    from modelcompat.store import Store
+    from modelcompat.store.store import Store
 
     stored = Store(store).reports(summary["run_id"])
     stored = stored[(stored["status"] != "skipped") & ~stored["cached"].astype(bool)]
@@ -66,9 +67,9 @@ def _warm_cluster_runs(matrix: str, model: str, store: str, cells: str | None,
     from distributed import Client
 
     from modelcompat import settings
-    from modelcompat.harness import prewarm_runtimes
-    from modelcompat.matrix import load_matrix
-    from modelcompat.orchestration import start_local_cluster
+    from modelcompat.execution.harness import prewarm_runtimes
+    from modelcompat.matrix.spec import load_matrix
+    from modelcompat.orchestration.dask_runner import start_local_cluster
 
     runtimes = list(load_matrix(matrix).spec.runtimes)
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}

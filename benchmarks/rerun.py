@@ -1,6 +1,6 @@
 """`rerun`: a no-change re-run and a one-validator re-run vs the full run (affected-only re-runs, issue 4).
 
-Available once modelcompat has a planner: a module `modelcompat.plan` with a `make_plan`/`plan` function and a
+Available once modelcompat has a planner: a module `modelcompat.planning.plan` with a `make_plan`/`plan` function and a
 `check_matrix` flow that takes `force_validators` (checked at run time). Until then: "not available yet".
 
 On one fresh store, through the real flow on 2 local workers: a full run (a first run: no durations known, cells
@@ -30,11 +30,11 @@ NO_CHANGE_REPEATS = 3
 def find_planner() -> str | None:
     """Why re-runs cannot be measured, or None when the product has a planner wired into the flow."""
     try:
-        module = importlib.import_module("modelcompat.plan")
+        module = importlib.import_module("modelcompat.planning.plan")
     except ImportError:
-        return "needs affected-only re-runs (issue 4): no `modelcompat.plan` module yet"
+        return "needs affected-only re-runs (issue 4): no `modelcompat.planning.plan` module yet"
     if not any(callable(getattr(module, n, None)) for n in ("make_plan", "plan")):
-        return "needs affected-only re-runs (issue 4): `modelcompat.plan` has no `plan`/`make_plan` function yet"
+        return "needs affected-only re-runs (issue 4): `modelcompat.planning.plan` has no `plan`/`make_plan` function yet"
     from modelcompat.flows.check_matrix import check_matrix
 
     if "force_validators" not in inspect.signature(check_matrix.fn).parameters:
@@ -47,7 +47,8 @@ def run(ctx: Context) -> dict[str, Any]:
     if missing:
         raise NotAvailable(missing)
     from modelcompat.flows.check_matrix import check_matrix
-    from modelcompat.orchestration import make_task_runner
+
+    from modelcompat.orchestration.dask_runner import make_task_runner
     from modelcompat.settings import default_matrix
 
     ctx.prefect()

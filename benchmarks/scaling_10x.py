@@ -82,7 +82,7 @@ def scaled_matrix(default_path: Path, factor: int) -> dict[str, Any]:
     Runtimes keep their spec (only the id changes), so no new venv is needed; backends become variants.
     Constraints, excludes and includes name every id that came from the ids they named.
     """
-    from modelcompat.matrix import load_matrix
+    from modelcompat.matrix.spec import load_matrix
 
     loaded = load_matrix(default_path)
     spec = loaded.spec
@@ -137,7 +137,7 @@ def scaled_matrix(default_path: Path, factor: int) -> dict[str, Any]:
 
 def write_scaled_matrix(default_path: Path, factor: int, dest: Path) -> Path:
     """Write `scaled_matrix` as YAML and check it with the real loader: `factor` x the cells, venvs unchanged."""
-    from modelcompat.matrix import load_matrix
+    from modelcompat.matrix.spec import load_matrix
 
     dest.write_text(yaml.safe_dump(scaled_matrix(default_path, factor), sort_keys=False))
     small, big = load_matrix(default_path), load_matrix(dest)
@@ -165,7 +165,8 @@ def scaled_cells(pattern: str | None, runtime_ids: list[str]) -> str | None:
 
 def _one_run(matrix: str, model: str, store: str, cells: str | None) -> dict[str, Any]:
     from modelcompat.flows.check_matrix import check_matrix
-    from modelcompat.orchestration import make_task_runner
+
+    from modelcompat.orchestration.dask_runner import make_task_runner
 
     t0 = time.perf_counter()
     summary = check_matrix.with_options(task_runner=make_task_runner(None, WORKERS))(
@@ -195,8 +196,8 @@ def _one_run(matrix: str, model: str, store: str, cells: str | None) -> dict[str
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from modelcompat.environments import existing_env
-    from modelcompat.matrix import load_matrix
+    from modelcompat.matrix.spec import load_matrix
+    from modelcompat.runtime.environments import existing_env
     from modelcompat.settings import default_matrix, env_cache
 
     ctx.prefect()

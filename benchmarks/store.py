@@ -2,9 +2,9 @@
 
 History: `runs` appends of `reports_per_run` synthetic Reports each (50 cells x 20 validators, metrics,
 a finding on one in ten, evidence with an environment map), through `Store.append_run` like the flow.
-The last history run is promoted as the model's baseline (`modelcompat.baseline.promote`).
+The last history run is promoted as the model's baseline (`modelcompat.baseline.promotion.promote`).
 
-"Comparing" = `modelcompat.compare.compare_run(store, latest)`, what the flow and `modelcompat report` do:
+"Comparing" = `modelcompat.baseline.comparison.compare_run(store, latest)`, what the flow and `modelcompat report` do:
 read the run's row and reports, replay the promotions, read the baseline run's reports, and grade every
 status transition and metric delta (relative / ratio rules, noise rule for latency).
 
@@ -30,7 +30,7 @@ N_CELLS, N_VALIDATORS = 50, 20
 
 
 def _reports(run_id: str, n: int, seed: int) -> list[Any]:
-    from modelcompat.report import Evidence, Finding, Report, Severity, Status
+    from modelcompat.results.report import Evidence, Finding, Report, Severity, Status
 
     env = {"python": "3.11.9", "platform": "Linux-x86_64", "onnxruntime": "1.31.1", "numpy": "2.3.0"}
     out = []
@@ -58,7 +58,7 @@ def _reports(run_id: str, n: int, seed: int) -> list[Any]:
 
 
 def _record(run_id: str, n: int, when: datetime) -> Any:
-    from modelcompat.store import RunRecord
+    from modelcompat.store.store import RunRecord
 
     return RunRecord(run_id=run_id, trigger="cli", matrix="bench", model_name="bench-model", model_version="1",
                      model_sha256="ab" * 32, verdict="pass", started_at=when, finished_at=when + timedelta(seconds=5),
@@ -67,7 +67,7 @@ def _record(run_id: str, n: int, when: datetime) -> Any:
 
 def _compare_with_store(store: Any, run_id: str) -> Any:
     """The measured operation: the real comparison of a committed run with its model's baseline."""
-    from modelcompat.compare import compare_run
+    from modelcompat.baseline.comparison import compare_run
 
     return compare_run(store, run_id)
 
@@ -93,7 +93,7 @@ def run(ctx: Context) -> dict[str, Any]:
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    from modelcompat.store import REPORTS_SCHEMA, Store, _report_to_row
+    from modelcompat.store.store import REPORTS_SCHEMA, Store, _report_to_row
 
     n_runs = 10 if ctx.quick else 100
     per_run = 100 if ctx.quick else N_CELLS * N_VALIDATORS
@@ -108,7 +108,7 @@ def run(ctx: Context) -> dict[str, Any]:
             run_id = f"hist-{r:05d}"
             store.append_run(_record(run_id, per_run, t0 + timedelta(hours=r)), _reports(run_id, per_run, r))
         build_s = time.perf_counter() - build_start
-        from modelcompat.baseline import promote
+        from modelcompat.baseline.promotion import promote
 
         baseline_run = f"hist-{n_runs - 1:05d}"
         # Promoted while the history was current: before the new runs finish, so compare_run (as of the run's

@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
+from modelcompat.validators.registry import Registry
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -17,20 +18,25 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
-from modelcompat import __version__, progress, settings
-from modelcompat.cells import Cell
-from modelcompat.compare import compare_reports
-from modelcompat.harness import CellJob, check_cell, skipped_report, skipped_reports
-from modelcompat.plan import REUSABLE, make_plan, plan_markdown
-from modelcompat.matrix import load_matrix
-from modelcompat.orchestration import DaskCellRunner, make_task_runner
-from modelcompat.package import load_package
-from modelcompat.publish import markdown_summary, table_rows
-from modelcompat.report import Finding, Report, Severity, Status
-from modelcompat.scheduling import longest_first
-from modelcompat.store import RunRecord, Store
-from modelcompat.summary import run_summary, verdict
-from modelcompat.validators.registry import Registry
+from modelcompat import __version__, settings
+from modelcompat.baseline.comparison import compare_reports
+from modelcompat.execution import progress
+from modelcompat.execution.harness import (
+    CellJob,
+    check_cell,
+    skipped_report,
+    skipped_reports,
+)
+from modelcompat.matrix.cells import Cell
+from modelcompat.matrix.spec import load_matrix
+from modelcompat.model.package import load_package
+from modelcompat.orchestration.dask_runner import DaskCellRunner, make_task_runner
+from modelcompat.planning.plan import REUSABLE, make_plan, plan_markdown
+from modelcompat.planning.scheduling import longest_first
+from modelcompat.render.prefect_artifacts import markdown_summary, table_rows
+from modelcompat.results.report import Finding, Report, Severity, Status
+from modelcompat.results.summary import run_summary, verdict
+from modelcompat.store.store import RunRecord, Store
 
 
 def new_run_id() -> str:
@@ -60,7 +66,7 @@ def _cell_runner() -> DaskCellRunner:
     """The flow run's DaskCellRunner (the flow's default task runner is one, configured from settings)."""
     runner = getattr(FlowRunContext.get(), "task_runner", None)
     if not isinstance(runner, DaskCellRunner):
-        raise RuntimeError("check-matrix must run with a DaskCellRunner (modelcompat.orchestration.make_task_runner)")
+        raise RuntimeError("check-matrix must run with a DaskCellRunner (modelcompat.orchestration.dask_runner.make_task_runner)")
     return runner
 
 
@@ -107,7 +113,7 @@ def check_matrix(
     loaded_matrix = load_matrix(matrix or settings.default_matrix())
     selected: list[Cell] = loaded_matrix.select(cells)
     if model is None:
-        from modelcompat.demo import build_demo
+        from modelcompat.model.demo import build_demo
         package = build_demo()
     else:
         package = load_package(model)

@@ -15,16 +15,16 @@ from contextlib import ExitStack
 from enum import Enum
 from typing import Any
 
+from modelcompat.flows.check_matrix import check_matrix
+from modelcompat.validators.registry import Registry
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from modelcompat import settings
-from modelcompat.flows.check_matrix import check_matrix
-from modelcompat.harness import prewarm_runtimes
-from modelcompat.matrix import load_matrix
-from modelcompat.orchestration import make_task_runner, start_local_cluster
-from modelcompat.registries import open_registry
-from modelcompat.validators.registry import Registry
+from modelcompat.execution.harness import prewarm_runtimes
+from modelcompat.matrix.spec import load_matrix
+from modelcompat.model_registry.selection import open_registry
+from modelcompat.orchestration.dask_runner import make_task_runner, start_local_cluster
 
 # The UI shows this as a dropdown of the validators installed where the deployment is served.
 ValidatorName = Enum("ValidatorName", {n: n for n in Registry.discover().names}, type=str)  # type: ignore[misc]

@@ -1,8 +1,14 @@
-"""Where things live by default; every command and flow reads the same environment variables."""
+"""Every `MODELCOMPAT_*` environment variable is read here, and only here: where things live, and switches.
+
+The probe agent is the one exception: it runs under a cell's interpreter without modelcompat importable.
+"""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,3 +51,91 @@ def dask_address() -> str | None:
 def workers() -> int:
     """`MODELCOMPAT_WORKERS`: local Dask worker processes (default: the number of CPUs, at least 1)."""
     return int(os.environ.get("MODELCOMPAT_WORKERS") or max(1, os.cpu_count() or 1))
+
+
+DEFAULT_RESOLVE_TTL_S = 6 * 3600.0
+
+
+def resolve_ttl_s() -> float:
+    """`MODELCOMPAT_RESOLVE_TTL_S`: how long a floating runtime's resolution is reused (default 6 h; 0 = never)."""
+    raw = os.environ.get("MODELCOMPAT_RESOLVE_TTL_S", "").strip()
+    if not raw:
+        return DEFAULT_RESOLVE_TTL_S
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        log.warning("MODELCOMPAT_RESOLVE_TTL_S=%r is not a number; using %d s", raw, DEFAULT_RESOLVE_TTL_S)
+        return DEFAULT_RESOLVE_TTL_S
+
+
+PROBE_ZYGOTE_ENV = "MODELCOMPAT_PROBE_ZYGOTE"
+
+
+def probe_zygote_enabled() -> bool:
+    """`MODELCOMPAT_PROBE_ZYGOTE`: fork probes from a warm zygote (default on; 0/false/no/off turns it off)."""
+    return os.environ.get(PROBE_ZYGOTE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+# Set by the Dask runner for the forkserver it starts, read there by `orchestration.worker_preload`.
+WORKER_PRELOAD_ENV = "MODELCOMPAT_WORKER_PRELOAD"
+
+
+def worker_preload() -> list[str]:
+    """`MODELCOMPAT_WORKER_PRELOAD`: `module` or `module:function` entries, comma-separated."""
+    return [p for p in os.environ.get(WORKER_PRELOAD_ENV, "").split(",") if p]
+
+
+def nightly_cron() -> str:
+    """`MODELCOMPAT_NIGHTLY_CRON`: the nightly-matrix schedule (default 02:00)."""
+    return os.environ.get("MODELCOMPAT_NIGHTLY_CRON", "0 2 * * *")
+
+
+def nightly_timezone() -> str:
+    """`MODELCOMPAT_NIGHTLY_TZ`: the time zone of the nightly schedule (default UTC)."""
+    return os.environ.get("MODELCOMPAT_NIGHTLY_TZ", "UTC")
+
+
+def user() -> str:
+    """`MODELCOMPAT_USER`, else the OS user: who promoted a baseline or made a decision."""
+    import getpass
+
+    return os.environ.get("MODELCOMPAT_USER") or getpass.getuser()
+
+
+def registry_uri() -> str | None:
+    """`MODELCOMPAT_REGISTRY` as given: an MLflow URI (`mlflow+http://…`) or a local folder; None when unset."""
+    return os.environ.get("MODELCOMPAT_REGISTRY") or None
+
+
+WEBHOOK_SECRET_ENV = "MODELCOMPAT_WEBHOOK_SECRET"
+
+
+def webhook_secret() -> str:
+    """`MODELCOMPAT_WEBHOOK_SECRET`: the shared secret MLflow signs webhook deliveries with ('' = none)."""
+    return os.environ.get(WEBHOOK_SECRET_ENV, "")
+
+
+TIMING_LOCK_ENV = "MODELCOMPAT_TIMING_LOCK"
+
+
+def timing_lock_path() -> Path:
+    """`MODELCOMPAT_TIMING_LOCK`: the machine-wide lock timed checks take (default in the temp dir)."""
+    import tempfile
+
+    return Path(os.environ.get(TIMING_LOCK_ENV) or Path(tempfile.gettempdir()) / "modelcompat-timing.lock")
+
+
+CAPABILITIES_ENV = "MODELCOMPAT_CAPABILITIES"
+
+
+def capabilities_dir() -> Path:
+    """`MODELCOMPAT_CAPABILITIES`: where learned runtime limits (max opset/IR per release) are cached."""
+    return Path(os.environ.get(CAPABILITIES_ENV) or env_cache() / "capabilities")
+
+
+DISABLE_VALIDATORS_ENV = "MODELCOMPAT_DISABLE_VALIDATORS"
+
+
+def disabled_validators() -> set[str]:
+    """`MODELCOMPAT_DISABLE_VALIDATORS`: validator names blocked from loading, comma-separated."""
+    return {n.strip() for n in os.environ.get(DISABLE_VALIDATORS_ENV, "").split(",") if n.strip()}

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from servers import free_port, stop_group, wait_healthy
+from support.servers import free_port, stop_group, wait_healthy
 
 BIN = Path(sys.executable).parent
 
@@ -24,7 +23,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def demo_package(tmp_path_factory: pytest.TempPathFactory):
     """The built-in demo package, built once per test session."""
-    from modelcompat.demo import build_demo
+    from modelcompat.model.demo import build_demo
 
     return build_demo(tmp_path_factory.mktemp("demo") / "demo")
 

@@ -1,7 +1,7 @@
 """The validator contract: a declared spec (name, version, Params, inputs), `applies_to` and `validate`.
 
 A validator does no orchestration: it reads what the `ValidationContext` offers and returns an
-`Outcome`. The harness (`modelcompat.harness`) turns that into a stored `Report`.
+`Outcome`. The harness (`modelcompat.execution.harness`) turns that into a stored `Report`.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from modelcompat.cells import Cell
-from modelcompat.package import Artifact, ModelPackage
-from modelcompat.precision import ConversionError, convert_onnx, needs_conversion
-from modelcompat.report import Outcome
+from modelcompat.matrix.cells import Cell
+from modelcompat.model.package import Artifact, ModelPackage
+from modelcompat.model.precision import ConversionError, convert_onnx, needs_conversion
+from modelcompat.results.report import Outcome
 
 if TYPE_CHECKING:
     from modelcompat.probe.launcher import ProbeSession
@@ -58,7 +58,7 @@ class Validator(ABC):
     # so the shared load happens once (a torch.export load costs ~0.5 s each time).
     reloads_model: ClassVar[bool] = False
     # Slow imports to pay once per run instead of once per local Dask worker: `"module"` or
-    # `"module:function"`, run in the process local workers are forked from (modelcompat.worker_preload).
+    # `"module:function"`, run in the process local workers are forked from (modelcompat.orchestration.worker_preload).
     preload: ClassVar[tuple[str, ...]] = ()
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
@@ -112,7 +112,7 @@ class ValidationContext:
         """The file the cell actually runs: the artifact, or its conversion to the backend's precision.
 
         For onnxruntime backends at fp16/bf16/int8 the artifact is converted on the host (float32 I/O kept)
-        and cached in the workdir (`modelcompat.precision`); torch backends are cast by the probe instead.
+        and cached in the workdir (`modelcompat.model.precision`); torch backends are cast by the probe instead.
         A failed conversion is remembered, so each validator of the cell gets the same error without
         converting again.
 

@@ -1,18 +1,18 @@
 """`hardware_support`: the cell's execution provider exists in its runtime, and the model runs at the cell's precision.
 
-For onnxruntime the model is converted on the host (`modelcompat.precision`: fp16 with onnxruntime's own
+For onnxruntime the model is converted on the host (`modelcompat.model.precision`: fp16 with onnxruntime's own
 converter, bf16 from that, int8 by dynamic quantization) and the conversion is loaded and run in the cell's
 runtime, as every probe-using validator of the cell does (`ValidationContext.load()`); for torch the probe
 casts the module (fp16/bf16). The runtime's own error is the evidence.
 """
 from __future__ import annotations
 
+from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat.errors import ProbeRequestError
-from modelcompat.precision import ConversionError
-from modelcompat.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.model.precision import ConversionError
+from modelcompat.results.report import Finding, Outcome, Severity
 
 _TORCH_DEVICE = {"cpu": "cpu", "cuda": "cuda", "rocm": "cuda"}  # torch's ROCm build answers to "cuda"
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import time
 
-from modelcompat.hashing import sha256_file
-from modelcompat.report import Finding, Outcome, Severity
 from modelcompat.validators.base import Params, ValidationContext, Validator
+
+from modelcompat.model.hashing import sha256_file
+from modelcompat.results.report import Finding, Outcome, Severity
 
 
 class Integrity(Validator):

@@ -5,21 +5,20 @@ machine never measure each other.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
+from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
+from modelcompat import settings
 from modelcompat.errors import ProbeError
-from modelcompat.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.results.report import Finding, Outcome, Severity
 
-TIMING_LOCK_ENV = "MODELCOMPAT_TIMING_LOCK"
+TIMING_LOCK_ENV = settings.TIMING_LOCK_ENV
 
 
 def timing_lock_path() -> Path:
@@ -30,7 +29,7 @@ def timing_lock_path() -> Path:
     machines, but needs a Prefect server, which the embedded CLI/CI default does not run; an OS file lock
     works for every worker process on one machine, and timing interference only happens on one machine.
     """
-    return Path(os.environ.get(TIMING_LOCK_ENV) or Path(tempfile.gettempdir()) / "modelcompat-timing.lock")
+    return settings.timing_lock_path()
 
 
 @contextmanager

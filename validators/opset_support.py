@@ -12,19 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat import settings
-from modelcompat.cells import Cell
-from modelcompat.package import ModelPackage
-from modelcompat.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.matrix.cells import Cell
+from modelcompat.model.package import ModelPackage
+from modelcompat.results.report import Finding, Outcome, Severity
 
 # Bump when what is probed or how changes: cached capabilities of another version are re-learned.
 CAPABILITY_FORMAT = 1
 OPSET_CANDIDATES: dict[str, range] = {"ai.onnx": range(7, 31), "ai.onnx.ml": range(1, 9)}
 IR_CANDIDATES = range(3, 16)
-CAPABILITIES_ENV = "MODELCOMPAT_CAPABILITIES"
+CAPABILITIES_ENV = settings.CAPABILITIES_ENV
 
 
 class OpsetSupportParams(Params):
@@ -33,7 +33,7 @@ class OpsetSupportParams(Params):
 
 def capabilities_dir() -> Path:
     """`$MODELCOMPAT_CAPABILITIES`, default `capabilities/` in the env cache (shared like the venvs)."""
-    return Path(os.environ.get(CAPABILITIES_ENV) or settings.env_cache() / "capabilities")
+    return settings.capabilities_dir()
 
 
 def domain_name(domain: str) -> str:

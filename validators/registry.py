@@ -7,17 +7,17 @@ a silent skip). `MODELCOMPAT_DISABLE_VALIDATORS=a,b` blocks validators by name.
 from __future__ import annotations
 
 import inspect
-import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from modelcompat.validators.base import Validator
 from pydantic import BaseModel
 
+from modelcompat import settings
 from modelcompat.errors import InputError
-from modelcompat.validators.base import Validator
 
 GROUP = "modelcompat.validators"
-BLOCKLIST_ENV = "MODELCOMPAT_DISABLE_VALIDATORS"
+BLOCKLIST_ENV = settings.DISABLE_VALIDATORS_ENV
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Registry:
 
     @classmethod
     def discover(cls) -> "Registry":
-        blocked = {n.strip() for n in os.environ.get(BLOCKLIST_ENV, "").split(",") if n.strip()}
+        blocked = settings.disabled_validators()
         found: dict[str, type[Validator]] = {}
         failures: dict[str, LoadFailure] = {}
         for ep in entry_points(group=GROUP):

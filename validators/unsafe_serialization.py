@@ -15,12 +15,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat import settings
-from modelcompat.cells import Cell
-from modelcompat.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.matrix.cells import Cell
+from modelcompat.results.report import Finding, Outcome, Severity
 
 # What a tensor checkpoint legitimately needs to rebuild itself. Anything else is refused: an allowlist,
 # because a denylist (os.system, eval, …) is always one gadget short.
@@ -401,7 +401,7 @@ def cell_torch_version(cell: Cell) -> str | None:
             return metadata.version("torch")
         except metadata.PackageNotFoundError:
             return None
-    from modelcompat.environments import existing_env, resolved_versions
+    from modelcompat.runtime.environments import existing_env, resolved_versions
 
     env = existing_env(runtime, settings.env_cache())  # an already-built venv, if any; never builds one
     resolved = resolved_versions(env).get("torch") if env is not None else None

@@ -26,9 +26,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from modelcompat import settings
 from modelcompat.probe.process import PROBE_SCRIPT, close_streams, wait_exited
 
-ENABLE_ENV = "MODELCOMPAT_PROBE_ZYGOTE"
 KINDS = ("onnxruntime", "torch")
 _READY_TIMEOUT_S = 300.0  # importing torch on a loaded machine; a zygote that takes longer is given up on
 _MAX_ZYGOTES = 4  # per host process: each holds its runtime's imports (torch: ~300 MB)
@@ -40,7 +40,7 @@ class ZygoteUnavailable(Exception):
 
 
 def enabled() -> bool:
-    return os.environ.get(ENABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return settings.probe_zygote_enabled()
 
 
 class ProbeZygote:

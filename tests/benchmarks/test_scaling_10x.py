@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelcompat.matrix import load_matrix
+from modelcompat.matrix.spec import load_matrix
 
 REPO = Path(__file__).resolve().parents[2]
 MATRICES = REPO / "matrices"

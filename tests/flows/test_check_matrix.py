@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-
-from modelcompat.matrix import load_matrix
-from modelcompat.settings import matrices_dir
-from modelcompat.store import Store
 from modelcompat.validators.registry import Registry
+
+from modelcompat.matrix.spec import load_matrix
+from modelcompat.settings import matrices_dir
+from modelcompat.store.store import Store
 
 pytestmark = pytest.mark.server
 CLI = [sys.executable, "-m", "modelcompat.cli"]

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from servers import stop_group, wait_until
+from support.servers import stop_group, wait_until
 
-from modelcompat import deployments
-from modelcompat.model_registry import LocalRegistry
+from modelcompat.model_registry.local import LocalRegistry
+from modelcompat.orchestration import deployments
 from modelcompat.settings import REPO_ROOT, matrices_dir
-from modelcompat.store import Store
+from modelcompat.store.store import Store
 
 CLI = [sys.executable, "-m", "modelcompat.cli"]
 

@@ -1,6 +1,6 @@
 """Faults injected into real runs (issue 8): real CLI processes, a real Prefect server, a real local Dask cluster.
 
-The test-only validators come from `tests/faultplugin.py`, installed as an entry-point plugin for the CLI
+The test-only validators come from `tests/support/faultplugin.py`, installed as an entry-point plugin for the CLI
 process and its Dask workers only; files in the fault folder steer them while the run is going.
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from servers import free_port
 import yaml
+from support.faultplugin import attempts, plugin_env, safe
+from support.procscan import children, kill_tree
+from support.servers import free_port
 
-from faultplugin import attempts, plugin_env, safe
-from modelcompat.store import Store
-from procscan import children, kill_tree
+from modelcompat.store.store import Store
 
 pytestmark = pytest.mark.server
 CLI = [sys.executable, "-m", "modelcompat.cli"]

@@ -11,11 +11,11 @@ from typing import Any
 
 import onnx
 import pytest
+from support.pkgvariants import rehash, variant
 
-from modelcompat.model_registry import LocalRegistry
+from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
-from modelcompat.store import Store
-from pkgvariants import rehash, variant
+from modelcompat.store.store import Store
 
 pytestmark = pytest.mark.server
 

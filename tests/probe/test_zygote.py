@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.procscan import wait_gone
 
+from modelcompat import settings
 from modelcompat.errors import ProbeError, ProbeRequestError
 from modelcompat.probe import zygote as zygotes
 from modelcompat.probe.launcher import ProbeSession, probe_environment
-from procscan import wait_gone
 
 HOST_PY = sys.executable
 
@@ -88,7 +89,7 @@ def test_the_environment_selects_the_zygote(tmp_path: Path) -> None:
 
 
 def test_zygotes_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(zygotes.ENABLE_ENV, "0")
+    monkeypatch.setenv(settings.PROBE_ZYGOTE_ENV, "0")
     with ProbeSession(HOST_PY, "host/cpu/off", tmp_path, kind="torch") as s:
         pid = s.request("describe", kind="torch")["pid"]
         assert s.forked_from is None and _ppid(pid) == os.getpid()

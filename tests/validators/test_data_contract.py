@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import pytest
-
-from badmodels import (
-    nodes_div_by_zero, nodes_log, nodes_sigmoid, with_onnx_graph, with_payload_dtype, with_payload_value,
+from support.badmodels import (
+    nodes_div_by_zero,
+    nodes_log,
+    nodes_sigmoid,
+    with_onnx_graph,
+    with_payload_dtype,
+    with_payload_value,
 )
-from pkgvariants import HOST_ORT, TORCH_EAGER, variant
-from test_validators import codes, run
+from support.pkgvariants import HOST_ORT, TORCH_EAGER, variant
+from support.validator_runs import codes, run
 
 NOT_NULL = "data_contract.expect_column_values_to_not_be_null_failed"
 BETWEEN = "data_contract.expect_column_values_to_be_between_failed"

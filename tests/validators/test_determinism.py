@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import pytest
-
-from badmodels import nodes_random_noise, with_noisy_torchscript, with_onnx_graph
-from pkgvariants import HOST_ORT, TORCHSCRIPT, variant
-from test_validators import codes, run
+from support.badmodels import (
+    nodes_random_noise,
+    with_noisy_torchscript,
+    with_onnx_graph,
+)
+from support.pkgvariants import HOST_ORT, TORCHSCRIPT, variant
+from support.validator_runs import codes, run
 
 
 def _unchanged(folder, manifest) -> None:

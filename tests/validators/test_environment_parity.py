@@ -6,9 +6,9 @@ import platform
 from pathlib import Path
 
 import pytest
+from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT, variant
 
-from modelcompat.harness import CellJob, check_cell
-from pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT, variant
+from modelcompat.execution.harness import CellJob, check_cell
 
 PY = platform.python_version()
 

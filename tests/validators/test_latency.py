@@ -8,9 +8,8 @@ import threading
 
 import pytest
 from filelock import FileLock
-
-from pkgvariants import HOST_ORT, TORCH_EAGER, variant
-from test_validators import codes, run
+from support.pkgvariants import HOST_ORT, TORCH_EAGER, variant
+from support.validator_runs import codes, run
 
 FAST = {"warmup": 5, "iterations": 50, "throughput_time_s": 0.1}
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT
+from support.tinyonnx import FLOAT, one_node, onnx_package
 
-from modelcompat.harness import CellJob, check_cell
-from pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT
-from tinyonnx import FLOAT, one_node, onnx_package
+from modelcompat.execution.harness import CellJob, check_cell
 
 # model,                                                   cell,     status, codes
 CASES = [

@@ -1,6 +1,6 @@
 """onnxruntime cells at fp16/bf16/int8: every probe-using validator runs the host-made conversion, not fp32.
 
-Real runs on the host's onnxruntime (CPU provider); the conversion is `modelcompat.precision`.
+Real runs on the host's onnxruntime (CPU provider); the conversion is `modelcompat.model.precision`.
 """
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from support.badmodels import with_fp16_overflow
+from support.pkgvariants import HOST_ORT, rehash, variant
+from support.validator_runs import codes, run
+from support.validator_runs import garbage_onnx as _garbage_onnx
 
-from badmodels import with_fp16_overflow
-from modelcompat.cells import BackendSpec, Cell
-from modelcompat.precision import ConversionError, convert_onnx
+from modelcompat.matrix.cells import BackendSpec, Cell
+from modelcompat.model.precision import ConversionError, convert_onnx
 from modelcompat.probe.launcher import ProbeSession
-from pkgvariants import HOST_ORT, rehash, variant
-from test_validators import _garbage_onnx, codes, run
 
 
 def ort(precision: str) -> Cell:

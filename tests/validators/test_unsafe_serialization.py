@@ -13,15 +13,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
-from modelcompat.cells import RuntimeSpec
-from modelcompat.harness import CellJob, check_cell
-from modelcompat.report import Severity
 from modelcompat.validators.unsafe_serialization import (
-    UnsafeSerializationParams, _Scanner, scan_pickle, torch_bypass_finding,
+    UnsafeSerializationParams,
+    _Scanner,
+    scan_pickle,
+    torch_bypass_finding,
 )
-from pkgvariants import HOST_ORT, TORCH_EAGER, TORCHSCRIPT, rehash, variant
+from onnx import TensorProto, helper
+from support.pkgvariants import HOST_ORT, TORCH_EAGER, TORCHSCRIPT, rehash, variant
+
+from modelcompat.execution.harness import CellJob, check_cell
+from modelcompat.matrix.cells import RuntimeSpec
+from modelcompat.results.report import Severity
 
 ALL = ("integrity", "loadability", "io_contract", "numerical_parity", "unsafe_serialization")
 
@@ -170,7 +173,7 @@ def test_torchscript_class_names_are_allowed_only_inside_torchscript_archives(de
         scanner.check_zip(zf, "plain.zip", 0)
     observed = {f.observed for f in scanner.result.findings}
     # The same globals pass inside the real TorchScript archive (test_the_demo_archives_pass).
-    assert "__torch__.modelcompat.testmodels.MLPClassifier" in observed
+    assert "__torch__.modelcompat.model.torch_models.MLPClassifier" in observed
     assert all(o.startswith("__torch__.") for o in observed) and len(observed) >= 2
 
 

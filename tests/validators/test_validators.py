@@ -9,24 +9,18 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from support.pkgvariants import (
+    HOST_ORT,
+    ORT_116,
+    TORCH_EAGER,
+    TORCHSCRIPT,
+    rehash,
+    scale_reference,
+    variant,
+)
+from support.validator_runs import ALL, codes, garbage_onnx, run
 
-from modelcompat.cells import Cell
-from modelcompat.harness import CellJob, check_cell
-from modelcompat.package import ModelPackage
-from modelcompat.report import Report
-from pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT, rehash, scale_reference, variant
-
-ALL = ("integrity", "loadability", "io_contract", "numerical_parity")
-
-
-def run(package: ModelPackage, cell: Cell, validators=ALL, params=None) -> dict[str, Report]:
-    job = CellJob(cell=cell, package_root=str(package.root), validators=tuple(validators), params=params or {},
-                  run_id="test")
-    return {r.validator: r for r in check_cell(job)}
-
-
-def codes(report: Report) -> set[str]:
-    return {f.code for f in report.findings}
+from modelcompat.matrix.cells import Cell
 
 
 @pytest.mark.parametrize("cell", [HOST_ORT, ORT_116, TORCHSCRIPT, TORCH_EAGER], ids=lambda c: c.id)
@@ -56,11 +50,6 @@ def _output_dtype(folder: Path, manifest: dict) -> None:
 
 def _output_shape(folder: Path, manifest: dict) -> None:
     manifest["contract"]["outputs"][0]["shape"] = ["batch", 10]
-
-
-def _garbage_onnx(folder: Path, manifest: dict) -> None:
-    (folder / "model.onnx").write_bytes(b"this is not a protobuf model" * 10)
-    rehash(folder, manifest)
 
 
 def _softmax_model(folder: Path, manifest: dict, *, opset: int, ir_version: int) -> None:
@@ -111,7 +100,7 @@ CASES = [
     ("preprocessing drift", _preprocessing_drift, HOST_ORT, "numerical_parity", "fail",
      {"numerical_parity.tolerance_exceeded"}),
     ("preprocessing drift passes the I/O contract", _preprocessing_drift, HOST_ORT, "io_contract", "pass", set()),
-    ("not a model", _garbage_onnx, HOST_ORT, "loadability", "fail", {"loadability.invalid_model"}),
+    ("not a model", garbage_onnx, HOST_ORT, "loadability", "fail", {"loadability.invalid_model"}),
     ("opset 21 on onnxruntime 1.16", _opset_too_new, ORT_116, "loadability", "fail",
      {"loadability.opset_unsupported"}),
     ("IR 10 on onnxruntime 1.16", _ir_too_new, ORT_116, "loadability", "fail",

@@ -1,0 +1,277 @@
+"""Run a cell's validators: provision its runtime, share one probe, turn outcomes into frozen Reports.
+
+`fail` (the check ran, the artifact is incompatible) and `error` (the check could not run) are kept
+apart here: runtime refusals become `fail`, crashes of the probe or of the validator become `error`.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from modelcompat.errors import EnvironmentBuildError, ProbeError, ProbeRequestError
+from modelcompat.matrix.cells import Cell, RuntimeSpec
+from modelcompat.model.package import ModelPackage, load_package
+from modelcompat.planning.cache_keys import cache_key, input_components
+from modelcompat.probe.launcher import ProbeSession, prewarm_zygote
+from modelcompat.results.report import (
+    Evidence,
+    Finding,
+    Outcome,
+    Report,
+    Severity,
+    Status,
+)
+from modelcompat.runtime.environments import (
+    RuntimeEnv,
+    env_fingerprint,
+    existing_env,
+    provision,
+)
+from modelcompat.validators.base import ValidationContext, Validator
+from modelcompat.validators.registry import Registry
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """Everything a worker needs to check one cell (plain data: it crosses to Dask workers)."""
+
+    cell: Cell
+    package_root: str
+    validators: tuple[str, ...]
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_id: str = ""
+    probe_timeout_s: float = 300.0
+    probe_memory_limit_mb: int | None = None
+    env_cache: str | None = None
+
+
+def worker_id() -> str:
+    """Where a check ran: `hostname:pid` of this process (on a cluster, the Dask worker that ran the cell)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _report(job: CellJob, validator: str, version: str, status: Status, *, findings: list[Finding] = (),
+            metrics: dict[str, float] | None = None, runtime_version: str | None = None,
+            evidence: Evidence | None = None, duration_s: float = 0.0, started_at: str | None = None) -> Report:
+    cell = job.cell
+    return Report(
+        run_id=job.run_id, cell=cell.id, runtime=cell.runtime.id, runtime_version=runtime_version,
+        hardware=cell.hardware.id, backend=cell.backend.id, validator=validator, validator_version=version,
+        status=status, duration_s=duration_s, metrics=metrics or {}, findings=tuple(findings),
+        evidence=evidence or Evidence(), started_at=started_at or _now(),
+    )
+
+
+def skipped_report(job: CellJob, validator: str, version: str, code: str, reason: str) -> Report:
+    """One `skipped` report with its reason as an info finding."""
+    return _report(job, validator, version, Status.SKIPPED,
+                   findings=[Finding(code=code, severity=Severity.INFO, message=reason)])
+
+
+def skipped_reports(job: CellJob, reason: str, code: str, registry: Registry | None = None) -> list[Report]:
+    """Every selected validator of the cell reported `skipped` with the same reason."""
+    registry = registry or Registry.discover()
+    return [skipped_report(job, name, getattr(registry.validators.get(name), "version", "?"), code, reason)
+            for name in job.validators]
+
+
+def _error_finding(code: str, message: str, step: str, detail: str = "", remediation: str | None = None) -> Finding:
+    return Finding(code=code, severity=Severity.ERROR, message=message, observed=detail[-2000:] or None,
+                   step=step, remediation=remediation)
+
+
+def run_validator(validator: Validator, ctx: ValidationContext, params: Any, job: CellJob,
+                  evidence: Evidence, runtime_version: str | None) -> Report:
+    """Run one validator and classify what happened (pass/warn/fail from findings; error on crashes)."""
+    started, t0 = _now(), time.perf_counter()
+    name = validator.name
+    try:
+        outcome: Outcome = validator.validate(ctx, params)
+        status, findings, metrics = outcome.status(), list(outcome.findings), outcome.metrics
+        runtime_version = outcome.runtime_version or runtime_version
+    except ProbeError as exc:
+        status, metrics = Status.ERROR, {}
+        findings = [_error_finding(exc.code, str(exc), "probe", exc.detail,
+                                   "re-run this check alone (`--validators " + name + "`); if it repeats, "
+                                   "the runtime itself crashes on this artifact: report it upstream with the evidence")]
+    except ProbeRequestError as exc:
+        # The runtime refused a request the validator did not expect to fail: still a verdict on the artifact.
+        status, metrics = Status.FAIL, {}
+        findings = [Finding(code=f"{name}.runtime_refused", severity=Severity.ERROR, step=exc.op,
+                            message=f"{ctx.cell.runtime.id} refused '{exc.op}': {exc.error_type}: {exc.message}"[:2000],
+                            remediation="see the `loadability` report of this cell for the cause")]
+    except Exception as exc:  # a bug in the validator must not take the run down
+        status, metrics = Status.ERROR, {}
+        findings = [_error_finding(f"{name}.crashed", f"validator raised {type(exc).__name__}: {exc}", "validate",
+                                   traceback.format_exc(), "this is a bug in the validator: report it with this traceback")]
+    return _report(job, name, validator.version, status, findings=findings, metrics=metrics,
+                   runtime_version=runtime_version, evidence=evidence,
+                   duration_s=time.perf_counter() - t0, started_at=started)
+
+
+# Issue 3: an artifact that fails `unsafe_serialization` is never loaded by any other validator.
+GATE = "unsafe_serialization"
+
+
+def _run_gate(runnable: list[tuple[Validator, Any]], job: CellJob, package: ModelPackage, workdir: Path,
+              evidence: Evidence, reports: dict[str, Report]) -> tuple[list[tuple[Validator, Any]], Report | None]:
+    """Run the static `unsafe_serialization` scan first (when selected); if it does not pass, every validator
+    that needs the probe is reported `skipped` (`<name>.blocked`) and dropped from `runnable`.
+
+    Fails closed: a scan that errors blocks too. Blocked reports carry no cache key, so they are never
+    reused once the scan passes (e.g. after the artifact is fixed or the allowlist extended).
+    """
+    gate = next(((v, p) for v, p in runnable if v.name == GATE), None)
+    if gate is None:
+        return runnable, None
+    ctx = ValidationContext(cell=job.cell, package=package, workdir=workdir, probe=None)
+    report = run_validator(gate[0], ctx, gate[1], job, evidence, None)
+    if report.status not in (Status.FAIL, Status.ERROR):
+        return runnable, report
+    why = "; ".join(f.message for f in report.findings if f.severity == Severity.ERROR) or report.status.value
+    for validator, _ in runnable:
+        if validator.needs_probe:
+            reports[validator.name] = skipped_report(job, validator.name, validator.version,
+                                                     f"{validator.name}.blocked",
+                                                     f"blocked by {GATE}: {why}"[:2000])
+    return [(v, p) for v, p in runnable if not v.needs_probe], report
+
+
+def run_order(runnable: list[tuple[Validator, Any]]) -> Iterator[tuple[Validator, Any]]:
+    """The order a cell's checks run in.
+
+    The checks sharing the cell's model load run first, then those loading a variant of their own
+    (`Validator.reloads_model`), so the shared load happens once. Within each group, checks that may
+    have to wait for something shared (they implement `Validator.busy`, e.g. latency and the timing
+    lock) go first, so that work is left to do if they must wait. A check that would wait now is put
+    off; it is asked again before each later check and runs as soon as it would not wait, or last.
+    """
+    def key(item: tuple[Validator, Any]) -> tuple[bool, bool]:
+        return bool(getattr(item[0], "reloads_model", False)), not _may_wait(item[0])
+
+    queue = deque(sorted(runnable, key=key))
+    put_off: deque[tuple[Validator, Any]] = deque()
+    while queue:
+        if put_off and not _busy(put_off[0][0]):
+            yield put_off.popleft()
+            continue
+        item = queue.popleft()
+        if queue and _busy(item[0]):  # the last check is not asked: it would only wait anyway
+            put_off.append(item)
+            continue
+        yield item
+    yield from put_off  # nothing else left to do: they run now, waiting inside as they must
+
+
+def _may_wait(validator: Validator) -> bool:
+    """Whether the validator implements `busy` (the base class's answer is always no)."""
+    return getattr(type(validator), "busy", Validator.busy) is not Validator.busy
+
+
+def _busy(validator: Validator) -> bool:
+    try:
+        return bool(validator.busy())
+    except Exception:  # a broken hook must not stop the cell: the check then just runs in its turn
+        return False
+
+
+def prewarm_runtimes(runtimes: list[RuntimeSpec], env_cache: str | None = None) -> dict[str, str]:
+    """Start this worker's probe zygotes for `runtimes` ahead of their cells: {runtime id: "ready" or why not}.
+
+    Run on every worker of a cluster that will take many cells (`Client.run`, e.g. the nightly flow), so
+    no worker's first cell of a runtime waits for its import. Builds nothing: a runtime whose venv is not
+    built yet is left to its first cell.
+    """
+    out: dict[str, str] = {}
+    for runtime in runtimes:
+        env = existing_env(runtime, Path(env_cache) if env_cache else None)
+        out[runtime.id] = (prewarm_zygote(env.python, runtime.kind) if env is not None
+                           else "its venv is not built yet: the first cell builds it")
+    return out
+
+
+def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
+    """Check one cell: every selected validator, in a stable order, sharing one probe process."""
+    registry = registry or Registry.discover()
+    package: ModelPackage = load_package(job.package_root)
+    reports: dict[str, Report] = {}
+    runnable: list[tuple[Validator, Any]] = []
+    for name in job.validators:
+        if name in registry.failures:
+            failure = registry.failures[name]
+            reports[name] = _report(job, name, "?", Status.ERROR, findings=[_error_finding(
+                "validator.load_failed", f"validator {name!r} ({failure.target}) could not be loaded: {failure.reason}",
+                "discover", remediation="fix or reinstall the package that provides it, or disable it with "
+                "MODELCOMPAT_DISABLE_VALIDATORS")])
+            continue
+        cls = registry.validators[name]
+        validator = cls()
+        reason = validator.applies_to(job.cell, package)
+        if reason:
+            reports[name] = skipped_report(job, name, cls.version, f"{name}.not_applicable", reason)
+            continue
+        runnable.append((validator, cls.Params.model_validate(job.params.get(name, {}))))
+
+    artifact = package.artifact(job.cell.backend.consumes())
+    base_evidence = Evidence(artifact_path=artifact.path if artifact else None,
+                             artifact_sha256=artifact.sha256 if artifact else None, worker=worker_id())
+    with tempfile.TemporaryDirectory(prefix="modelcompat-cell-") as tmp:
+        probe: ProbeSession | None = None
+        env: RuntimeEnv | None = existing_env(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
+        evidence, runtime_version = base_evidence, None
+        runnable, gate_report = _run_gate(runnable, job, package, Path(tmp), base_evidence, reports)  # issue 3
+        try:
+            if any(v.needs_probe for v, _ in runnable):
+                env = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
+                probe = ProbeSession(env.python, job.cell.id, Path(tmp), timeout_s=job.probe_timeout_s,
+                                     memory_limit_mb=job.probe_memory_limit_mb, kind=job.cell.runtime.kind)
+                info = probe.request("describe", kind=job.cell.runtime.kind)
+                runtime_version = info.get("runtime_version")
+                evidence = base_evidence.model_copy(update={
+                    "runtime_version": runtime_version,
+                    "environment_fingerprint": env_fingerprint(info),
+                    "environment": {"python": str(info.get("python")), "platform": str(info.get("platform")),
+                                    **{k: str(v) for k, v in (info.get("packages") or {}).items()}},
+                })
+        except (EnvironmentBuildError, ProbeError, ProbeRequestError) as exc:
+            # Nothing that needs the runtime can run; say why on each such check, keep the others.
+            code = getattr(exc, "code", "environment.build_failed")
+            for validator, _ in runnable:
+                if validator.needs_probe:
+                    reports[validator.name] = _report(job, validator.name, validator.version, Status.ERROR,
+                                                      findings=[_error_finding(code, str(exc), "provision",
+                                                                               getattr(exc, "detail", ""),
+                                                                               "check the runtime's requirements in the matrix")],
+                                                      evidence=Evidence(worker=base_evidence.worker))
+            runnable = [(v, p) for v, p in runnable if not v.needs_probe]
+        try:
+            ctx = ValidationContext(cell=job.cell, package=package, workdir=Path(tmp), probe=probe)
+            for validator, params in run_order(runnable):
+                if validator.name == GATE and gate_report is not None:
+                    report = gate_report  # already run first by _run_gate
+                else:
+                    report = run_validator(validator, ctx, params, job, evidence, runtime_version)
+                # The key is computed where the environment really is (this worker), from what it resolved to.
+                components = input_components(type(validator), job.params.get(validator.name, {}), job.cell,
+                                              package, env)
+                if components is not None:
+                    report = report.model_copy(update={"cache_key": cache_key(components),
+                                                       "cache_inputs": components})
+                reports[validator.name] = report
+        finally:
+            if probe is not None:
+                probe.close()
+    return [reports[name] for name in job.validators]

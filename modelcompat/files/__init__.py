@@ -1,0 +1,1 @@
+"""Reading and writing files safely: atomic replacement, YAML with structural limits. Imports: errors only."""

@@ -1,0 +1,4 @@
+"""The compatibility matrix: axes, cells, the YAML spec and its expansion, resource needs.
+
+May import: errors, files.
+"""

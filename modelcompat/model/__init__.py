@@ -1,0 +1,4 @@
+"""The model package: manifest, build (`modelcompat package`), static inspection, hashing, precision, demo.
+
+May import: errors, settings, files, matrix (cells).
+"""

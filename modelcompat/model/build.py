@@ -1,0 +1,379 @@
+"""`modelcompat package`: make a model package folder from model files, a payload and (optionally) references.
+
+The folder is assembled in a temporary sibling and renamed into place at the end, so a failed
+build leaves nothing behind. Reference outputs are computed through the probe, never in-process.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from modelcompat.errors import ArtifactError, InputError, ProbeRequestError
+from modelcompat.files.yaml_reader import pydantic_error_to_input_error
+from modelcompat.matrix.cells import ArtifactFormat, BackendSpec
+from modelcompat.model.hashing import sha256_file
+from modelcompat.model.inspect import FORMATS, detect_format, read_contract
+from modelcompat.model.package import (
+    MANIFEST_NAME,
+    Artifact,
+    Budgets,
+    Contract,
+    Manifest,
+    ModelPackage,
+    TensorSpec,
+    Tolerances,
+    load_package,
+    write_manifest,
+)
+
+ARTIFACT_NAMES: dict[ArtifactFormat, str] = {
+    "onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2",
+}
+PAYLOAD_NAME = "payload.npz"
+REFERENCE_NAME = "reference.npz"
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # Manifest.name's pattern, checked before any work is done
+
+# The host runtime that computes reference outputs, per artifact format.
+REFERENCE_BACKENDS: dict[ArtifactFormat, BackendSpec] = {
+    "onnx": BackendSpec(id="ort-cpu", runtime="onnxruntime", provider="CPUExecutionProvider"),
+    "pt2": BackendSpec(id="torch-eager", runtime="torch", mode="eager"),
+    "torchscript": BackendSpec(id="torch-torchscript", runtime="torch", mode="torchscript"),
+}
+
+
+def build_package(
+    model_files: list[Path],
+    payload: Path,
+    out: Path,
+    *,
+    name: str,
+    version: str,
+    reference: Path | None = None,
+    tolerances: Tolerances | Mapping[str, Any] | None = None,
+    requirements: list[str] | None = None,
+    budgets: Budgets | Mapping[str, Any] | None = None,
+    semantics: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> ModelPackage:
+    """Build a model package folder at `out` and return it loaded.
+
+    Args:
+        model_files: one file per format at most (ONNX, TorchScript, pt2); formats are read from the bytes.
+        payload: `.npz` of representative inputs keyed by input name.
+        out: the package folder to create (must not exist or be empty, unless `overwrite`).
+        name, version: package identity (name: letters, digits, `_.-`).
+        reference: `.npz` of expected outputs keyed by output name; computed through the probe on the
+            host reference runtime (onnxruntime CPU for ONNX, else torch) when omitted.
+        tolerances, requirements, budgets: written to the manifest as given.
+        semantics: output name -> `logits|probabilities|embedding|regression|other`.
+        overwrite: replace an existing package at `out` (the old one stays until the new one is complete).
+
+    Raises:
+        ArtifactError: a model file is unreadable / not a supported format, or the reference runtime refuses it.
+        InputError: bad payload or reference (names the file and key), two files of one format,
+            `out` already exists, invalid name/version/tolerances/budgets/semantics.
+        ProbeError: the probe computing the reference crashed or hung.
+    """
+    out = Path(out)
+    payload = Path(payload)
+    model_files = [Path(f) for f in model_files]
+    if not model_files:
+        raise InputError("no model file given", fix="pass at least one .onnx, TorchScript or .pt2 file")
+    _check_out(out, overwrite)
+    if not _NAME.fullmatch(name):
+        raise InputError(f"invalid package name {name!r}", field="name",
+                         fix="use letters, digits, '_', '.' and '-' only")
+    if not version.strip():
+        raise InputError("empty package version", field="version", fix="give a version such as 1.0.0")
+    tolerances = _model(Tolerances, tolerances, "tolerances")
+    budgets = _model(Budgets, budgets, "budgets")
+
+    formats: dict[ArtifactFormat, Path] = {}
+    for path in model_files:
+        fmt = detect_format(path)
+        if fmt in formats:
+            raise InputError(f"two {fmt} model files given ({formats[fmt]} and {path})", file=path,
+                             fix="pass at most one model file per format (ONNX, TorchScript, pt2)")
+        formats[fmt] = path
+    formats = {fmt: formats[fmt] for fmt in FORMATS if fmt in formats}  # fixed order: onnx first
+
+    contract, contract_source = _static_contract(formats)
+    if contract is not None:
+        _check_consistent(formats, contract, contract_source)
+    arrays = _load_npz(payload, "payload")
+    if contract is not None:
+        _check_arrays(arrays, contract.inputs, payload, "payload", "input")
+        _with_semantics(contract, semantics or {})  # fail on a bad output name before any inference
+
+    # Assemble in a hidden sibling (same filesystem, so the final rename is atomic).
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.building-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        artifacts = []
+        for fmt, src in formats.items():
+            dst = staging / ARTIFACT_NAMES[fmt]
+            shutil.copyfile(src, dst)
+            artifacts.append(Artifact(format=fmt, path=dst.name, sha256=sha256_file(dst)))
+        shutil.copyfile(payload, staging / PAYLOAD_NAME)
+
+        if reference is not None:
+            ref_arrays = _load_npz(Path(reference), "reference")
+            if contract is None:
+                contract = _contract_from_arrays(arrays, ref_arrays, output_names=list(ref_arrays))
+            _check_arrays(ref_arrays, contract.outputs, Path(reference), "reference", "output",
+                          bind=_bindings(arrays, contract.inputs))
+            shutil.copyfile(reference, staging / REFERENCE_NAME)
+        else:
+            fmt = _reference_format(formats)
+            input_names = [t.name for t in contract.inputs] if contract is not None else list(arrays)
+            output_names = [t.name for t in contract.outputs] if contract is not None else None
+            ref_arrays = _compute_reference(staging / ARTIFACT_NAMES[fmt], formats[fmt], fmt,
+                                            staging / PAYLOAD_NAME, staging / REFERENCE_NAME,
+                                            input_names=input_names, output_names=output_names)
+            if contract is None:
+                contract = _contract_from_arrays(arrays, ref_arrays, output_names=list(ref_arrays))
+            _check_arrays(ref_arrays, contract.outputs, formats[fmt], f"{fmt} model on the payload", "output",
+                          bind=_bindings(arrays, contract.inputs), error=ArtifactError)
+
+        contract = _with_semantics(contract, semantics or {})
+        try:
+            manifest = Manifest(
+                name=name, version=version, artifacts=artifacts, contract=contract, payload=PAYLOAD_NAME,
+                reference=REFERENCE_NAME,
+                tolerances=tolerances, requirements=list(requirements or []), budgets=budgets,
+            )
+        except ValidationError as exc:
+            raise pydantic_error_to_input_error(exc, out / MANIFEST_NAME, InputError) from None
+        write_manifest(staging, manifest)
+        load_package(staging)  # the same checks every reader applies, before the folder goes live
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_package(out)
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError("output path exists and is not a folder", file=out, fix="choose another output folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError("output folder already exists and is not empty", file=out,
+                             fix="choose a new folder, or replace the package in it (--force / overwrite=True)")
+        if not (out / MANIFEST_NAME).is_file():
+            # overwrite deletes the old folder: only ever a package, never a folder given by mistake.
+            raise InputError(f"output folder is not empty and holds no {MANIFEST_NAME}; refusing to replace it",
+                             file=out, fix="choose a new or empty folder for the package")
+
+
+def _static_contract(formats: dict[ArtifactFormat, Path]) -> tuple[Contract | None, ArtifactFormat | None]:
+    """The contract stored in an artifact: ONNX preferred (it names its tensors), then pt2."""
+    for fmt in ("onnx", "pt2"):
+        if fmt in formats:
+            return read_contract(formats[fmt], fmt), fmt
+    return None, None
+
+
+def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    """All arrays of an `.npz`, in file order; pickled (object) arrays are refused."""
+    fix = f"save the {what} with numpy.savez(path, **{{name: array}}) (plain numeric arrays, no objects)"
+    if not path.is_file():
+        raise InputError(f"{what} file not found", file=path, fix="check the path")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{what} is not a readable .npz file ({type(exc).__name__}: {exc})", file=path,
+                         fix=fix) from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(f"{what} is a single .npy array, not an .npz keyed by tensor name", file=path, fix=fix)
+    arrays: dict[str, np.ndarray] = {}
+    with loaded:
+        for key in loaded.files:
+            try:
+                arrays[key] = loaded[key]
+            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+                raise InputError(f"array cannot be read ({exc})", file=path, field=key, fix=fix) from None
+    if not arrays:
+        raise InputError(f"{what} holds no arrays", file=path, fix=fix)
+    return arrays
+
+
+def _bindings(arrays: Mapping[str, np.ndarray], specs: list[TensorSpec]) -> dict[str, int]:
+    """Sizes the payload gives the symbolic dims (`batch` -> 8)."""
+    bound: dict[str, int] = {}
+    for spec in specs:
+        if spec.name in arrays:
+            for dim, size in zip(spec.shape, arrays[spec.name].shape):
+                if isinstance(dim, str) and dim != "?":
+                    bound.setdefault(dim, int(size))
+    return bound
+
+
+def _check_arrays(arrays: Mapping[str, np.ndarray], specs: list[TensorSpec], file: Path, what: str, kind: str,
+                  *, bind: dict[str, int] | None = None, error: type[InputError] = InputError) -> None:
+    """Keys, dtypes, ranks and sizes of `arrays` against the contract's tensors.
+
+    Symbolic dims must take one size across all tensors (seeded by `bind`).
+    """
+    want = [s.name for s in specs]
+    missing = [n for n in want if n not in arrays]
+    extra = [n for n in arrays if n not in want]
+    if missing or extra:
+        key = (missing or extra)[0]
+        parts = ([f"missing {kind}(s) {', '.join(map(repr, missing))}"] if missing else []) + \
+                ([f"unexpected key(s) {', '.join(map(repr, extra))}"] if extra else [])
+        raise error(f"{what} keys do not match the model's {kind}s: {'; '.join(parts)}", file=file, field=key,
+                    fix=f"key the arrays by the model's {kind} names: {', '.join(want)}")
+    bound = dict(bind or {})
+    for spec in specs:
+        arr = arrays[spec.name]
+        if arr.dtype.name != spec.dtype:
+            raise error(f"{kind} {spec.name!r} is {arr.dtype.name}, the model expects {spec.dtype}", file=file,
+                        field=spec.name, fix=f"cast it: array.astype(numpy.{spec.dtype})")
+        if arr.ndim != len(spec.shape):
+            raise error(f"{kind} {spec.name!r} has shape {list(arr.shape)} (rank {arr.ndim}), the model expects "
+                        f"rank {len(spec.shape)} {spec.shape}", file=file, field=spec.name,
+                        fix=f"reshape it to {spec.shape}")
+        for axis, (dim, size) in enumerate(zip(spec.shape, arr.shape)):
+            if isinstance(dim, int) and dim != size:
+                raise error(f"{kind} {spec.name!r} axis {axis} is {size}, the model fixes it to {dim}", file=file,
+                            field=spec.name, fix=f"give it shape {spec.shape}")
+            if isinstance(dim, str) and dim != "?" and bound.setdefault(dim, int(size)) != size:
+                raise error(f"{kind} {spec.name!r} axis {axis} ({dim}) is {size}, but {dim} is {bound[dim]} in "
+                            "the other tensors", file=file, field=spec.name,
+                            fix=f"use one size for the symbolic dim {dim!r} in every tensor")
+
+
+def _contract_from_arrays(inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray], *,
+                          output_names: list[str]) -> Contract:
+    """A contract when the artifact has none (TorchScript): what the payload and one run show.
+
+    Shapes are the observed, fixed sizes: nothing tells which axes are dynamic.
+    """
+    def specs(arrays: Mapping[str, np.ndarray], names: list[str]) -> list[TensorSpec]:
+        return [TensorSpec(name=n, dtype=arrays[n].dtype.name, shape=[int(s) for s in arrays[n].shape])
+                for n in names]
+
+    return Contract(inputs=specs(inputs, list(inputs)), outputs=specs(outputs, output_names))
+
+
+def _reference_format(formats: dict[ArtifactFormat, Path]) -> ArtifactFormat:
+    """Which artifact the host computes references with: ONNX on onnxruntime when installed, else torch."""
+    if "onnx" in formats and (importlib.util.find_spec("onnxruntime") is not None or len(formats) == 1):
+        return "onnx"
+    return "pt2" if "pt2" in formats else "torchscript" if "torchscript" in formats else "onnx"
+
+
+def _compute_reference(artifact: Path, original: Path, fmt: ArtifactFormat, payload: Path, target: Path, *,
+                       input_names: list[str], output_names: list[str] | None) -> dict[str, np.ndarray]:
+    """One inference on the payload in a probe process on the host interpreter; writes `target`.
+
+    Returns the outputs by name (`output_0..` when the artifact does not name them).
+    """
+    from modelcompat.probe.launcher import (
+        ProbeSession,  # deferred: the probe is only needed here
+    )
+
+    backend = REFERENCE_BACKENDS[fmt]
+    with tempfile.TemporaryDirectory(prefix="modelcompat-reference-") as tmp:
+        raw = Path(tmp) / "outputs.npz"
+        try:
+            with ProbeSession(sys.executable, "reference", Path(tmp)) as probe:
+                probe.request("load", artifact=str(artifact), format=fmt, backend=backend.model_dump(mode="json"),
+                              input_names=input_names, output_names=output_names)
+                probe.request("run", inputs=str(payload), outputs=str(raw))
+        except ProbeRequestError as exc:
+            raise ArtifactError(
+                f"the host reference runtime ({backend.id}) could not {exc.op} the model on the payload: "
+                f"{exc.error_type}: {exc.message}",
+                file=original, fix="check that the payload matches the model's inputs, or pass --reference "
+                                   "with precomputed outputs") from None
+        outputs = _load_npz(raw, "reference outputs")
+        if output_names is None:
+            # Unnamed outputs (TorchScript): name them by position, whatever the probe called them.
+            outputs = {f"output_{i}": arr for i, arr in enumerate(outputs.values())}
+        np.savez(target, **outputs)
+    return outputs
+
+
+def _with_semantics(contract: Contract, semantics: Mapping[str, str]) -> Contract:
+    names = [t.name for t in contract.outputs]
+    unknown = [n for n in semantics if n not in names]
+    if unknown:
+        raise InputError(f"semantics given for unknown output(s) {', '.join(unknown)}", field="semantics",
+                         fix=f"use the model's output names: {', '.join(names)}")
+    try:
+        outputs = [TensorSpec.model_validate({**t.model_dump(), "semantics": semantics.get(t.name, t.semantics)})
+                   for t in contract.outputs]
+    except ValidationError as exc:
+        raise InputError(f"invalid output semantics: {exc.errors()[0]['msg']}", field="semantics",
+                         fix="use one of logits, probabilities, embedding, regression, other") from None
+    return Contract(inputs=contract.inputs, outputs=outputs)
+
+
+def _check_consistent(formats: dict[ArtifactFormat, Path], contract: Contract, source: ArtifactFormat | None) -> None:
+    """A pt2 next to an ONNX file must be the same model's I/O: same count, dtypes and ranks.
+
+    Names are not compared: a pt2 names tensors after the forward's arguments and graph nodes.
+    """
+    if source != "onnx" or "pt2" not in formats:
+        return
+    other = read_contract(formats["pt2"], "pt2")
+    assert other is not None
+    for kind, mine, theirs in (("input", contract.inputs, other.inputs), ("output", contract.outputs, other.outputs)):
+        if len(mine) != len(theirs):
+            raise ArtifactError(f"has {len(theirs)} {kind}(s), the ONNX model has {len(mine)}: not the same model",
+                                file=formats["pt2"], fix="package artifacts exported from one model")
+        for a, b in zip(mine, theirs):
+            if a.dtype != b.dtype or len(a.shape) != len(b.shape):
+                raise ArtifactError(
+                    f"{kind} {b.name!r} is {b.dtype} rank {len(b.shape)}, the ONNX model's {a.name!r} is "
+                    f"{a.dtype} rank {len(a.shape)}: not the same model",
+                    file=formats["pt2"], fix="package artifacts exported from one model")
+
+
+def _model(cls: type[Any], value: Any, field: str) -> Any:
+    """`value` as a `cls` (Tolerances, Budgets); a bad mapping is an InputError naming the field."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls.model_validate(dict(value))
+    except (ValidationError, TypeError, ValueError) as exc:
+        detail = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+        loc = ".".join(str(p) for p in detail["loc"])
+        raise InputError(f"invalid {field}: {detail['msg']}", field=f"{field}.{loc}" if loc else field,
+                         fix=f"use the documented {field} keys: {', '.join(cls.model_fields)}") from None
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename the finished folder to `out`; an existing package is replaced only once the new one is whole."""
+    if out.is_dir() and any(out.iterdir()):
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, old)
+        try:
+            os.replace(staging, out)
+        except BaseException:
+            os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if out.is_dir():
+            out.rmdir()  # empty: rename(2) onto an empty directory is not portable
+        os.replace(staging, out)

@@ -1,0 +1,218 @@
+"""Cells on Dask: the flow's task runner (DaskCellRunner), local clusters and their forkserver, worker resources.
+
+Dask workers run plain functions (DaskCellRunner), so they do not call the Prefect API themselves; the URL
+they inherit (`prefect_api`) keeps it that way if a validator ever logs through Prefect.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Every cell task of a run shares this Dask task group (the first part of its key), so the scheduler
+# sees one group larger than the cluster and queues it ("root-ish" tasks) instead of assigning every
+# cell to a worker up front; with a worker saturation of 1.0 a worker receives its next cell only when
+# it is free. Measured: without it, a cell assigned early to a busy worker waited ~1.6 s for work
+# stealing while another worker sat idle (docs/benchmarks.md `parallel_efficiency`).
+CELL_TASK_GROUP = "modelcompat-cell"
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.scheduler.worker-saturation": 1.0,
+    # Workers are forked from one forkserver that has imported distributed and the validators' slow
+    # imports once (`Validator.preload`), instead of each spawned worker importing them again: a run
+    # pays great_expectations' ~3 s import once, not once per worker, and workers exit in ms.
+    "distributed.worker.multiprocessing-method": "forkserver",
+}
+
+
+def detect_local_resources() -> dict[str, float]:
+    """Dask worker resources this host really has (`GPU`: NVIDIA devices seen by nvidia-smi)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return {}
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return {}
+    gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+    return {"GPU": float(gpus)} if gpus else {}
+
+
+def make_task_runner(address: str | None, workers: int) -> Any:
+    """The flow's task runner: Prefect tasks in threads of the flow process, each handing its cell to Dask."""
+    return DaskCellRunner(address=address, workers=workers)
+
+
+def _cell_runner_base() -> type:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner
+
+
+class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
+    """Prefect tasks run in threads of the flow process; each submits its cell to a Dask client.
+
+    Why not DaskTaskRunner: a Prefect task *on* Dask costs ≈70–180 ms of orchestration here (DESIGN.md,
+    docs/benchmarks.md), paid per cell; a Prefect task in a thread costs a few ms and a plain
+    `Client.submit` ≈2 ms. The cell still shows as a task run named after it in the Prefect UI, and the
+    heavy work (env provisioning, probe) still runs on a Dask worker, routed by resources (GPU=1).
+    The cluster (local) or client (remote) is created on first use only: a run with nothing to do
+    starts none.
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None, max_workers: int = 64) -> None:
+        super().__init__(max_workers=max_workers)  # threads only wait on Dask futures: cheap to have many
+        self.address = address
+        self.workers = workers or 1
+        self._client: Any = None
+        self._cluster: Any = None
+        self._lock = threading.Lock()
+        self._futures: dict[str, Any] = {}
+        self.preload: tuple[str, ...] = ()  # see Validator.preload; set before the cluster starts
+
+    def duplicate(self) -> "DaskCellRunner":
+        return type(self)(address=self.address, workers=self.workers, max_workers=self._max_workers)
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from distributed import Client
+
+                if self.address:
+                    self._client = Client(self.address, timeout=60)
+                else:
+                    self._cluster = start_local_cluster(self.workers, self.preload)
+                    self._client = Client(self._cluster)
+            return self._client
+
+    @property
+    def started(self) -> bool:
+        """Whether a client (and so a cluster) exists yet."""
+        return self._client is not None
+
+    def offered_resources(self) -> dict[str, dict[str, float]]:
+        """What the workers offer. A local cluster runs on this host: ask the host, so deciding routing
+        never starts a cluster by itself."""
+        if not self.address:
+            return {"local": detect_local_resources()}
+        return worker_resources(self.client)
+
+    def submit_cells(self, fn: Any, jobs: list[Any], preload: Sequence[str] = ()) -> None:
+        """Submit `fn(job)` for every job, each to a worker offering the cell's hardware resources.
+
+        Jobs are given priorities in list order (the first runs first): callers put the longest cells
+        first, so no long cell starts last and leaves the other workers idle at the end. Submitting
+        from one thread keeps the order Dask sees deterministic; the per-cell Prefect tasks then wait
+        on their own future. `preload` (Validator.preload of the checks to run) warms a local
+        cluster's workers; it does nothing once the cluster runs, or on a remote one.
+        """
+        if not self.started:
+            self.preload = tuple(preload)
+        import dask
+
+        cells = []
+        for i, job in enumerate(jobs):
+            resources = {"resources": dict(job.cell.hardware.resources)} if job.cell.hardware.resources else {}
+            with dask.annotate(priority=-i, **resources):
+                # A tuple key: one task group for every cell (see CELL_TASK_GROUP), the cell id still
+                # readable on the dashboard.
+                cells.append(dask.delayed(fn, pure=False)(
+                    job, dask_key_name=(CELL_TASK_GROUP, job.cell.id, uuid.uuid4().hex[:8])))
+        # One graph update for all cells: submitted one by one, the first ones would reach the
+        # scheduler while the group is still small, not look "root-ish", and be assigned up front.
+        futures = self.client.compute(cells, optimize_graph=False)
+        self._futures.update({job.cell.id: future for job, future in zip(jobs, futures, strict=True)})
+
+    def cell_result(self, cell_id: str) -> Any:
+        """Wait for a submitted cell (Dask re-runs it elsewhere if its worker is lost)."""
+        return self._futures.pop(cell_id).result()
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            if self._client is not None:
+                self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self._client = self._cluster = None
+
+
+def start_local_cluster(workers: int, preload: Sequence[str] = ()) -> Any:
+    """A LocalCluster of `workers` single-threaded process workers, configured as LOCAL_CLUSTER_CONFIG says."""
+    import dask
+    from distributed import LocalCluster
+
+    resources = detect_local_resources()
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        _start_forkserver(preload)
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,  # validators measure time and memory: one check per process
+            processes=True,
+            dashboard_address=None,
+            # Every local worker sees the host's GPUs: they share them.
+            resources=resources or None,
+            # Forked workers start with the forkserver's environment, frozen when it started: hand
+            # them this process's current one, as a spawned worker would inherit it.
+            env=dict(os.environ),
+        )
+
+
+# What the running forkserver preloaded (None: this process has not started one).
+_forkserver_preload: frozenset[str] | None = None
+_forkserver_lock = threading.Lock()
+
+
+def _start_forkserver(preload: Sequence[str]) -> None:
+    """Make sure this process's multiprocessing forkserver runs and has preloaded `preload`.
+
+    It is one per process and outlives a run: a long-lived `modelcompat serve`, the benchmarks or a
+    test session pay the preload once. When a later run needs a preload the running one lacks, it is
+    restarted with both (workers already forked from it are independent processes and keep running).
+    """
+    global _forkserver_preload
+    import multiprocessing
+    import multiprocessing.forkserver as forkserver
+
+    from modelcompat.settings import WORKER_PRELOAD_ENV as PRELOAD_ENV
+
+    wanted = frozenset(preload)
+    with _forkserver_lock:
+        if _forkserver_preload is not None and wanted <= _forkserver_preload:
+            forkserver.ensure_running()  # restarts it, as it was, if it died
+            return
+        if _forkserver_preload is not None:
+            wanted |= _forkserver_preload
+            try:
+                forkserver._forkserver._stop()  # private, stable since 3.7; the next line starts a new one
+            except Exception as exc:  # the old preload then stays: workers import the rest themselves
+                log.warning("could not restart the forkserver to preload %s: %s", sorted(wanted), exc)
+                return
+        ctx = multiprocessing.get_context("forkserver")
+        # distributed and the harness: what every worker imports anyway. The forkserver reads its
+        # preload list, and our variable, from this process when it starts.
+        ctx.set_forkserver_preload(["distributed", "modelcompat.execution.harness", "modelcompat.orchestration.worker_preload"])
+        previous = os.environ.get(PRELOAD_ENV)
+        os.environ[PRELOAD_ENV] = ",".join(sorted(wanted))
+        try:
+            forkserver.ensure_running()
+        finally:
+            if previous is None:
+                os.environ.pop(PRELOAD_ENV, None)
+            else:
+                os.environ[PRELOAD_ENV] = previous
+        _forkserver_preload = wanted
+
+
+def worker_resources(client: Any) -> dict[str, dict[str, float]]:
+    """Resources each worker of the cluster offers, by worker address."""
+    info = client.scheduler_info()
+    return {addr: dict(w.get("resources") or {}) for addr, w in info.get("workers", {}).items()}

@@ -1,0 +1,4 @@
+"""The plan: cache keys per (cell, validator), what to re-run and why, and the order cells go out.
+
+May import: errors, settings, matrix, model, results, runtime, store, validators (contract and registry).
+"""

@@ -1,0 +1,140 @@
+"""Cache keys: a (cell, validator) key hashes exactly the inputs that validator declares, nothing else.
+
+Each declared input becomes one short, human-readable component (`runtime: onnxruntime==1.16.3 numpy==1.26.4`)
+so a plan can say which input changed, not only that the key did.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import sys
+from typing import Any
+
+from modelcompat.matrix.cells import Cell
+from modelcompat.model.hashing import cached_sha256
+from modelcompat.model.package import ModelPackage
+from modelcompat.runtime.environments import RuntimeEnv, resolved_versions
+from modelcompat.validators.base import Validator
+
+# Which resolved packages of a runtime matter to its checks (a host venv holds prefect etc. too).
+_KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("torch", "numpy")}
+
+
+# Code every check's result depends on besides its own module: the context validators read through,
+# the precision conversion and the probe that runs the model. Editing any of them re-runs every check.
+_SHARED_CODE = ("modelcompat.validators.base", "modelcompat.model.precision", "modelcompat.probe.modelcompat_probe")
+
+
+def _module_source(name: str) -> str:
+    try:
+        module = sys.modules.get(name) or __import__(name, fromlist=["_"])
+        return inspect.getsource(module)
+    except (OSError, TypeError, ImportError):
+        return ""
+
+
+def code_fingerprint(validator: type[Validator]) -> str:
+    """The validator's declared version plus a hash of its module's and the shared code's source."""
+    digest = hashlib.sha256()
+    for name in (validator.__module__, *_SHARED_CODE):
+        digest.update(_module_source(name).encode())
+    return f"v{validator.version} src:{digest.hexdigest()[:12]}"
+
+
+def runtime_component(cell: Cell, env: RuntimeEnv) -> str:
+    """The runtime as resolved (exact versions), not as specified: a rebuilt env with the same versions matches."""
+    versions = resolved_versions(env)
+    if env.kind == "host":
+        keep = _KEY_PACKAGES.get(cell.runtime.kind, ())
+        versions = {k: v for k, v in versions.items() if k in keep}
+    python = f"python=={sys.version_info.major}.{sys.version_info.minor}" if env.kind == "host" else ""
+    parts = [f"{k}=={v}" for k, v in sorted(versions.items())] + ([python] if python else [])
+    return " ".join(parts)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _file(package: ModelPackage, relative: str | None) -> str:
+    return f"sha256:{cached_sha256(package.resolve(relative))}" if relative else "none"
+
+
+def input_components(validator: type[Validator], params: dict[str, Any], cell: Cell, package: ModelPackage,
+                     env: RuntimeEnv | None) -> dict[str, str] | None:
+    """Every declared input of this check, rendered; None when one cannot be known yet (env not built)."""
+    manifest = package.manifest
+    parts: dict[str, str] = {
+        # Reports are per cell: a report is never reused for another cell, even with equal inputs.
+        "cell": cell.id,
+        "validator": code_fingerprint(validator),
+        "params": _json(validator.Params.model_validate(params).model_dump(mode="json")),
+    }
+    for name in validator.inputs:
+        if name == "artifact":
+            artifact = package.artifact(cell.backend.consumes())
+            # Actual bytes and declared hash together: integrity depends on both.
+            parts[name] = (f"{artifact.path} sha256:{cached_sha256(package.resolve(artifact.path))} "
+                           f"declared:{artifact.sha256}") if artifact else "none"
+        elif name == "runtime":
+            if env is None:
+                return None
+            parts[name] = f"{cell.runtime.id}: {runtime_component(cell, env)}"
+        elif name == "hardware":
+            parts[name] = _json(cell.hardware.model_dump(mode="json"))
+        elif name == "backend":
+            parts[name] = _json(cell.backend.model_dump(mode="json"))
+        elif name == "payload":
+            parts[name] = _file(package, manifest.payload)
+        elif name == "reference":
+            parts[name] = _file(package, manifest.reference)
+        elif name.startswith("manifest."):
+            field = name.removeprefix("manifest.")
+            parts[name] = _json(_plain(getattr(manifest, field)))
+        else:
+            raise ValueError(f"{validator.__name__} declares unknown input {name!r}")
+    return parts
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def cache_key(components: dict[str, str]) -> str:
+    """sha256 over the components (their names and values)."""
+    return hashlib.sha256(_json(components).encode()).hexdigest()
+
+
+def changed_inputs(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Human-readable differences: `runtime ort-1.16: onnxruntime 1.16.2 → 1.16.3`."""
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if name == "runtime" and old and new:
+            changes.append(f"runtime {_version_delta(old, new)}")
+        elif name in ("artifact", "payload", "reference") and old and new:
+            changes.append(f"{name}: {_short(old)} → {_short(new)}")
+        elif name == "validator":
+            changes.append(f"validator code: {old} → {new}")
+        else:
+            changes.append(f"{name} changed")
+    return changes
+
+
+def _short(text: str) -> str:
+    return " ".join(p[:19] if p.startswith(("sha256:", "declared:")) else p for p in text.split())
+
+
+def _version_delta(old: str, new: str) -> str:
+    rid, _, old_pkgs = old.partition(": ")
+    _, _, new_pkgs = new.partition(": ")
+    before = dict(p.split("==", 1) for p in old_pkgs.split() if "==" in p)
+    after = dict(p.split("==", 1) for p in new_pkgs.split() if "==" in p)
+    deltas = [f"{k} {before.get(k, '-')} → {after.get(k, '-')}" for k in sorted(set(before) | set(after))
+              if before.get(k) != after.get(k)]
+    return f"{rid}: " + (", ".join(deltas) if deltas else "environment changed")

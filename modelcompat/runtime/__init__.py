@@ -1,0 +1,4 @@
+"""Runtime environments: the host interpreter or an isolated uv venv cached by the hash of its spec.
+
+May import: errors, settings, files, matrix.
+"""

@@ -1,0 +1,200 @@
+"""Hardware routing decisions, and the local Dask cluster cells run on (queuing, order, preload, environment)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
+from modelcompat.matrix.resources import unavailable_reason
+
+
+def _cell(resources: dict[str, float]) -> Cell:
+    return Cell(runtime=RuntimeSpec(id="host-ort", kind="onnxruntime", env="host"),
+                hardware=HardwareSpec(id="cuda" if resources else "cpu", kind="cuda" if resources else "cpu",
+                                      resources=resources),
+                backend=BackendSpec(id="ort", runtime="onnxruntime", provider="CPUExecutionProvider"))
+
+
+def test_cpu_cell_runs_anywhere() -> None:
+    assert unavailable_reason(_cell({}), {"w1": {}}) is None
+
+
+def test_gpu_cell_is_skipped_when_no_worker_offers_a_gpu() -> None:
+    reason = unavailable_reason(_cell({"GPU": 1}), {"w1": {}, "w2": {"MEM": 4}})
+    assert reason is not None
+    assert "GPU=1" in reason and "2 Dask worker" in reason and "--resources GPU=1" in reason
+
+
+def test_gpu_cell_routes_when_one_worker_has_a_gpu() -> None:
+    assert unavailable_reason(_cell({"GPU": 1}), {"w1": {}, "w2": {"GPU": 1}}) is None
+    assert unavailable_reason(_cell({"GPU": 2}), {"w2": {"GPU": 1}}) is not None
+
+
+# Run in a fresh interpreter: the multiprocessing forkserver (and what it preloaded) is one per process,
+# so only a new process shows what a run's first local cluster does.
+_CLUSTER_SCRIPT = textwrap.dedent("""
+    import json, os, sys, threading, time
+    from dataclasses import dataclass
+    from modelcompat.orchestration.dask_runner import DaskCellRunner
+
+    @dataclass(frozen=True)
+    class Cell:
+        id: str
+        hardware: object
+
+    @dataclass(frozen=True)
+    class Hardware:
+        resources: dict
+
+    @dataclass(frozen=True)
+    class Job:
+        cell: Cell
+
+    def job(cid):
+        return Job(Cell(cid, Hardware({})))
+
+    def started(j):
+        gate = os.environ["GATE"]
+        with open(os.path.join(gate, "order"), "a") as f:
+            f.write(j.cell.id + "\\n")
+        while not os.path.exists(os.path.join(gate, "go")):
+            time.sleep(0.02)
+        # Hold each cell a moment: a worker that finished its cell at once could otherwise start the next
+        # one before the other worker has even written down the cell it was handed at the same time.
+        time.sleep(0.3)
+        return {"cell": j.cell.id, "gx_preloaded": "great_expectations" in sys.modules,
+                "late_variable": os.environ.get("SET_AFTER_FORKSERVER")}
+
+    def main():
+        gate = os.environ["GATE"]
+        preload = ["modelcompat.validators.data_contract:import_great_expectations"]
+        out = {}
+        open(os.path.join(gate, "go"), "w").close()
+        with DaskCellRunner(workers=1) as runner:  # a first run that needs no preload starts the forkserver
+            runner.submit_cells(started, [job("plain")])
+            out["first_cluster"] = runner.cell_result("plain")
+        os.remove(os.path.join(gate, "go"))
+        os.remove(os.path.join(gate, "order"))
+        with DaskCellRunner(workers=2) as runner:
+            jobs = [job(c) for c in ["c5", "c4", "c3", "c2", "c1"]]
+            runner.submit_cells(started, jobs, preload=preload)
+            time.sleep(1.5)  # both workers hold their first cell; the rest wait on the scheduler
+            out["held"] = runner.client.run_on_scheduler(lambda dask_scheduler: {
+                "queued": len(dask_scheduler.queued),
+                "processing": sorted(len(w.processing) for w in dask_scheduler.workers.values())})
+            open(os.path.join(gate, "go"), "w").close()
+            out["results"] = [runner.cell_result(j.cell.id) for j in jobs]
+        os.environ["SET_AFTER_FORKSERVER"] = "seen"  # the forkserver runs already: workers must still see it
+        with DaskCellRunner(workers=1) as runner:
+            runner.submit_cells(started, [job("again")])
+            out["second_cluster"] = runner.cell_result("again")
+        out["order"] = open(os.path.join(gate, "order")).read().split()
+        print("RESULT " + json.dumps(out))
+
+    if __name__ == "__main__":
+        main()
+""")
+
+
+def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloaded_workers(tmp_path) -> None:
+    script = tmp_path / "cluster.py"
+    script.write_text(_CLUSTER_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GATE": str(tmp_path)})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[0].removeprefix("RESULT "))
+    # Queued on the scheduler, one cell per worker: a free worker takes the next cell at once, none
+    # waits behind a busy worker for work stealing.
+    assert out["held"] == {"queued": 3, "processing": [1, 1]}
+    # Handed out in the order given (the flow gives them longest first), not by name: two at a time,
+    # one per worker, so within a pair the start order is a race.
+    order = out["order"]
+    assert set(order[:2]) == {"c5", "c4"} and set(order[2:4]) == {"c3", "c2"} and order[4] == "c1"
+
+    # Workers are forked from a forkserver that imported the validators' preloads once; the one a
+    # first run started without them was restarted for the run that needs them.
+    assert out["first_cluster"]["gx_preloaded"] is False
+    assert all(r["gx_preloaded"] for r in out["results"])
+    # ...and still get this process's current environment, not the forkserver's.
+    assert out["second_cluster"]["late_variable"] == "seen"
+
+
+@pytest.mark.parametrize("configured", [None, "60"])
+def test_the_runs_own_prefect_server_runs_flows_without_heartbeats_unless_configured(
+        configured: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The server a CLI run starts dies with the run: heartbeats (whose thread costs up to 1 s to stop at
+    the end of every flow run) are off there, unless the user set a frequency."""
+    from prefect.settings import get_current_settings
+
+    from modelcompat.orchestration.prefect_api import prefect_api
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    if configured:
+        monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", configured)
+    with prefect_api():
+        frequency = get_current_settings().flows.heartbeat_frequency
+    assert frequency == (int(configured) if configured else None)
+
+
+# Run in a fresh interpreter: the Prefect client (its API log and events workers) stays in the process.
+_BACK_TO_BACK_SCRIPT = textwrap.dedent("""
+    import json, logging, os, sqlite3
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from modelcompat.orchestration.prefect_api import prefect_api
+
+    retried = []
+
+    class Retries(logging.Handler):
+        def emit(self, record):
+            if "retryable" in record.getMessage():  # the client's "Received response with retryable status"
+                retried.append(record.getMessage())
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def cell(i):
+        return i
+
+    @flow(persist_result=False)
+    def matrix(n):
+        return sum(f.result() for f in [cell.submit(i) for i in range(n)])
+
+    def main():
+        handler = Retries()
+        with prefect_api():
+            for _ in range(3):
+                client_log = logging.getLogger("prefect.client")  # PREFECT_LOGGING_..._LEVEL=DEBUG: retries show
+                if handler not in client_log.handlers:
+                    client_log.addHandler(handler)
+                assert matrix(40) == sum(range(40))
+        db = sqlite3.connect(os.path.join(os.environ["PREFECT_HOME"], "prefect.db"))
+        task_runs = db.execute("SELECT flow_run_id, state_type, count(*) FROM task_run GROUP BY 1, 2").fetchall()
+        print("RESULT " + json.dumps({"retried": retried, "task_runs": sorted([s, n] for _, s, n in task_runs)}))
+
+    if __name__ == "__main__":
+        main()
+""")
+
+
+def test_the_runs_own_prefect_server_takes_flow_runs_back_to_back_and_records_every_task_run(tmp_path) -> None:
+    """Its SQLite file is written by the API and by the server's task-run recorder: the recorder must neither
+    lock the next flow run out ("database is locked" -> 503 -> a ~2 s client retry) nor lose the task runs
+    still queued when the run ends and the server stops."""
+    script = tmp_path / "back_to_back.py"
+    script.write_text(_BACK_TO_BACK_SCRIPT)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"),
+           "PREFECT_LOGGING_LOGGERS_PREFECT_CLIENT_LEVEL": "DEBUG"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[0].removeprefix("RESULT "))
+    assert out["retried"] == []
+    assert out["task_runs"] == [["COMPLETED", 40]] * 3
