@@ -166,10 +166,9 @@ def _compare(package: Any, cell: Any, tmp: Path, *, iterations: int, warmup: int
     on a scale of seconds, and short paired rounds see the same load on both sides. With `singles`, the
     probe (model loaded, lock held) then answers that many single `run` requests, timed on the host.
     """
+    from modelcompat.probe.launcher import ProbeSession
     from modelcompat.validators.base import ValidationContext
     from modelcompat.validators.latency import Latency, timing_lock
-
-    from modelcompat.probe.launcher import ProbeSession
 
     model = package.resolve(package.artifact("onnx").path)
     payload = package.resolve(package.manifest.payload)

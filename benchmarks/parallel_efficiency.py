@@ -30,7 +30,6 @@ DESCRIPTION = ("The default matrix on the demo package through check_matrix on a
 def _one_run(matrix: str, model: str, store: str, workers: int, cells: str | None, force: bool = True,
              address: str | None = None) -> dict[str, Any]:
     from modelcompat.flows.check_matrix import check_matrix
-
     from modelcompat.orchestration.dask_runner import make_task_runner
 
     t0 = time.perf_counter()

@@ -47,7 +47,6 @@ def run(ctx: Context) -> dict[str, Any]:
     if missing:
         raise NotAvailable(missing)
     from modelcompat.flows.check_matrix import check_matrix
-
     from modelcompat.orchestration.dask_runner import make_task_runner
     from modelcompat.settings import default_matrix
 

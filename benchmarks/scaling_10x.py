@@ -165,7 +165,6 @@ def scaled_cells(pattern: str | None, runtime_ids: list[str]) -> str | None:
 
 def _one_run(matrix: str, model: str, store: str, cells: str | None) -> dict[str, Any]:
     from modelcompat.flows.check_matrix import check_matrix
-
     from modelcompat.orchestration.dask_runner import make_task_runner
 
     t0 = time.perf_counter()

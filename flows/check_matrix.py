@@ -10,7 +10,6 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from modelcompat.validators.registry import Registry
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -37,6 +36,7 @@ from modelcompat.render.prefect_artifacts import markdown_summary, table_rows
 from modelcompat.results.report import Finding, Report, Severity, Status
 from modelcompat.results.summary import run_summary, verdict
 from modelcompat.store.store import RunRecord, Store
+from modelcompat.validators.registry import Registry
 
 
 def new_run_id() -> str:

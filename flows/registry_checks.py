@@ -15,16 +15,16 @@ from contextlib import ExitStack
 from enum import Enum
 from typing import Any
 
-from modelcompat.flows.check_matrix import check_matrix
-from modelcompat.validators.registry import Registry
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from modelcompat import settings
 from modelcompat.execution.harness import prewarm_runtimes
+from modelcompat.flows.check_matrix import check_matrix
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.model_registry.selection import open_registry
 from modelcompat.orchestration.dask_runner import make_task_runner, start_local_cluster
+from modelcompat.validators.registry import Registry
 
 # The UI shows this as a dropdown of the validators installed where the deployment is served.
 ValidatorName = Enum("ValidatorName", {n: n for n in Registry.discover().names}, type=str)  # type: ignore[misc]

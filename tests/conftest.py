@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.servers import free_port, stop_group, wait_healthy
 
 BIN = Path(sys.executable).parent

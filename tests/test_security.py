@@ -12,11 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from modelcompat.settings import REPO_ROOT, matrices_dir
 from support.faultplugin import plugin_env, safe
 from support.procscan import kill_tree, listening
 from support.servers import free_port
-
-from modelcompat.settings import REPO_ROOT, matrices_dir
 
 CLI = [sys.executable, "-m", "modelcompat.cli"]
 

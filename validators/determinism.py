@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from modelcompat.validators.base import Params, ValidationContext, Validator
-from modelcompat.validators.numerical_parity import effective_precision, tolerance_for
 from pydantic import Field
 
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators.numerical_parity import effective_precision, tolerance_for
 
 
 class DeterminismParams(Params):

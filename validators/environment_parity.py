@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelcompat.validators.base import Params, ValidationContext, Validator
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -14,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.package import ModelPackage
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 # Distributions that provide one runtime kind: a requirement on another kind's library (torch on an
 # onnxruntime cell) is about the other backends of the package, not this cell.

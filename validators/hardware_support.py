@@ -7,12 +7,12 @@ casts the module (fp16/bf16). The runtime's own error is the evidence.
 """
 from __future__ import annotations
 
-from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat.errors import ProbeRequestError
 from modelcompat.model.precision import ConversionError
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 _TORCH_DEVICE = {"cpu": "cpu", "cuda": "cuda", "rocm": "cuda"}  # torch's ROCm build answers to "cuda"
 

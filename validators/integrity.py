@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import time
 
-from modelcompat.validators.base import Params, ValidationContext, Validator
-
 from modelcompat.model.hashing import sha256_file
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 
 class Integrity(Validator):

@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat.model.package import TensorSpec
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 UNKNOWN = {"unknown", "", None}
 

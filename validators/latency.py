@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
-from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat import settings
 from modelcompat.errors import ProbeError
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 TIMING_LOCK_ENV = settings.TIMING_LOCK_ENV
 

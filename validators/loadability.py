@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import re
 
-from modelcompat.validators.base import Params, ValidationContext, Validator
-
 from modelcompat.errors import ProbeRequestError
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 # The runtime's own error text is the most precise diagnosis there is: classify it, keep it verbatim.
 _CLASSIFIERS: list[tuple[str, str, str]] = [

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from modelcompat.validators.base import Params, ValidationContext, Validator
-
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.package import ModelPackage
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 # onnxruntime: "Could not find an implementation for Erf(13) node with name 'node_erf'"
 _MISSING_KERNEL = re.compile(r"Could not find an implementation for (?P<op>[\w.]+)\((?P<opset>\d+)\) node with name "

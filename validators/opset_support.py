@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat import settings
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.package import ModelPackage
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 # Bump when what is probed or how changes: cached capabilities of another version are re-learned.
 CAPABILITY_FORMAT = 1

@@ -10,11 +10,11 @@ import inspect
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from modelcompat.validators.base import Validator
 from pydantic import BaseModel
 
 from modelcompat import settings
 from modelcompat.errors import InputError
+from modelcompat.validators.base import Validator
 
 GROUP = "modelcompat.validators"
 BLOCKLIST_ENV = settings.DISABLE_VALIDATORS_ENV

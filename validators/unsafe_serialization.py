@@ -15,12 +15,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from modelcompat.validators.base import Params, ValidationContext, Validator
 from pydantic import Field
 
 from modelcompat import settings
 from modelcompat.matrix.cells import Cell
 from modelcompat.results.report import Finding, Outcome, Severity
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 # What a tensor checkpoint legitimately needs to rebuild itself. Anything else is refused: an allowlist,
 # because a denylist (os.system, eval, …) is always one gadget short.

@@ -5,7 +5,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support.store_records import T0, make_run
 
 from modelcompat.baseline.comparison import (
     METRIC_RULES,
@@ -19,6 +18,7 @@ from modelcompat.baseline.comparison import (
 from modelcompat.baseline.promotion import promote
 from modelcompat.results.report import Finding, Report, Severity, Status
 from modelcompat.store.store import Store
+from support.store_records import T0, make_run
 
 CELL = "ort-1.18/cpu/ort-cpu"
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support.store_records import T0, make_run
 
 from modelcompat.baseline.promotion import (
     BaselineError,
@@ -20,6 +19,7 @@ from modelcompat.baseline.promotion import (
 )
 from modelcompat.results.report import Report, Status
 from modelcompat.store.store import Store
+from support.store_records import T0, make_run
 
 CELLS = ("ort-1.16/cpu/ort-cpu", "ort-1.18/cpu/ort-cpu")
 VALIDATORS = ("loadability", "latency")
@@ -157,9 +157,8 @@ def test_promote_rule_last_passing_on_a_registry_alias(tmp_path: Path, demo_pack
     import subprocess
     import sys
 
-    from support.pkgvariants import variant
-
     from modelcompat.model_registry.local import LocalRegistry
+    from support.pkgvariants import variant
 
     def set_version(version: str):
         def edit(_folder: Path, manifest: dict) -> None:

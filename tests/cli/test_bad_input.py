@@ -19,11 +19,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.pkgvariants import HOST_ORT, rehash, variant
 
 from modelcompat.errors import InputError
 from modelcompat.execution.harness import CellJob, check_cell
 from modelcompat.model.package import load_package
+from support.pkgvariants import HOST_ORT, rehash, variant
 
 CLI = [sys.executable, "-m", "modelcompat.cli"]
 

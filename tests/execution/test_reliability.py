@@ -10,12 +10,12 @@ import secrets
 from pathlib import Path
 
 import pytest
-from modelcompat.validators.registry import Registry
-from support.faultplugin import ENV_DIR, FaultProbe, safe
-from support.procscan import probe_processes, wait_gone
 
 from modelcompat.execution.harness import CellJob, check_cell
 from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
+from modelcompat.validators.registry import Registry
+from support.faultplugin import ENV_DIR, FaultProbe, safe
+from support.procscan import probe_processes, wait_gone
 
 REAL = ("integrity", "loadability", "io_contract", "numerical_parity")
 
@@ -51,10 +51,9 @@ def test_probe_fault_is_an_error_for_that_check_only_and_leaves_no_probe(
 
 def test_a_check_kept_by_an_uncommitted_run_is_reused_with_its_origin(demo_package, tmp_path: Path) -> None:
     """The check cache (docs/caching.md): what a killed run finished is planned `cached`, from that run."""
-    from support.pkgvariants import HOST_ORT
-
     from modelcompat.planning.plan import make_plan
     from modelcompat.store.store import Store
+    from support.pkgvariants import HOST_ORT
 
     registry = Registry.discover()
     store = Store(tmp_path / "store")

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from modelcompat.validators.registry import Registry
 
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.settings import matrices_dir
 from modelcompat.store.store import Store
+from modelcompat.validators.registry import Registry
 
 pytestmark = pytest.mark.server
 CLI = [sys.executable, "-m", "modelcompat.cli"]

@@ -24,11 +24,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support.servers import free_port, stop_group, wait_until
 
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.runtime.environments import MARKER
 from modelcompat.store.store import Store
+from support.servers import free_port, stop_group, wait_until
 
 pytestmark = pytest.mark.server
 BIN = Path(sys.executable).parent

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from modelcompat.store.store import Store
 from support.faultplugin import attempts, plugin_env, safe
 from support.procscan import children, kill_tree
 from support.servers import free_port
-
-from modelcompat.store.store import Store
 
 pytestmark = pytest.mark.server
 CLI = [sys.executable, "-m", "modelcompat.cli"]

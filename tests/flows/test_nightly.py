@@ -11,11 +11,11 @@ from typing import Any
 
 import onnx
 import pytest
-from support.pkgvariants import rehash, variant
 
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
 from modelcompat.store.store import Store
+from support.pkgvariants import rehash, variant
 
 pytestmark = pytest.mark.server
 

@@ -16,9 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from support.mlflowenv import mlflow_server
-from support.servers import free_port, stop_group, wait_until
-from support.webhookproc import wait_for_events, webhook_receiver
 
 from modelcompat.errors import InputError
 from modelcompat.model_registry.local import EVENT_ALIAS_SET, EVENT_REGISTERED
@@ -34,6 +31,9 @@ from modelcompat.model_registry.mlflow import (
 from modelcompat.model_registry.selection import open_registry
 from modelcompat.settings import matrices_dir
 from modelcompat.store.store import Store
+from support.mlflowenv import mlflow_server
+from support.servers import free_port, stop_group, wait_until
+from support.webhookproc import wait_for_events, webhook_receiver
 
 pytestmark = pytest.mark.server
 API = "/api/2.0/mlflow"

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from modelcompat.model_registry.local import EVENT_ALIAS_SET, EVENT_REGISTERED
+from modelcompat.model_registry.webhook import DeliveryLog, sign
 from support.webhookproc import (
     envelope,
     model_events,
@@ -17,9 +20,6 @@ from support.webhookproc import (
     wait_for_events,
     webhook_receiver,
 )
-
-from modelcompat.model_registry.local import EVENT_ALIAS_SET, EVENT_REGISTERED
-from modelcompat.model_registry.webhook import DeliveryLog, sign
 
 SECRET = "whsec-" + uuid.uuid4().hex  # unique, so any leak is found by a plain substring search
 

@@ -9,8 +9,6 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-from modelcompat.validators.registry import Registry
-from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT, rehash
 
 from modelcompat.execution.harness import CellJob, check_cell
 from modelcompat.matrix.cells import BackendSpec, Cell, RuntimeSpec
@@ -19,6 +17,8 @@ from modelcompat.planning.plan import make_plan, plan_markdown
 from modelcompat.runtime.environments import existing_env, provision
 from modelcompat.settings import env_cache
 from modelcompat.store.store import RunRecord, Store
+from modelcompat.validators.registry import Registry
+from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT, rehash
 
 VALIDATORS = ["integrity", "io_contract", "loadability", "numerical_parity"]
 CELLS = [HOST_ORT, ORT_116, TORCHSCRIPT, TORCH_EAGER]

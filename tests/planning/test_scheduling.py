@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT
 
 from modelcompat.planning.plan import PlannedCheck
 from modelcompat.planning.scheduling import expected_cell_seconds, longest_first
+from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT
 
 
 def _check(cell, validator: str, seconds: float | None, decision: str = "run") -> PlannedCheck:

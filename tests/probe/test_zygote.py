@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.procscan import wait_gone
 
 from modelcompat import settings
 from modelcompat.errors import ProbeError, ProbeRequestError
 from modelcompat.probe import zygote as zygotes
 from modelcompat.probe.launcher import ProbeSession, probe_environment
+from support.procscan import wait_gone
 
 HOST_PY = sys.executable
 

@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support.reportdata import build_store
 from typer.testing import CliRunner
 
 from modelcompat.cli.app import app
 from modelcompat.render.html import slug
 from modelcompat.store.store import Store
+from support.reportdata import build_store
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

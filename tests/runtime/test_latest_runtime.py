@@ -13,8 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from modelcompat.validators.registry import Registry
-from support.pkgvariants import HOST_ORT
 
 from modelcompat.errors import EnvironmentBuildError
 from modelcompat.execution.harness import CellJob, check_cell
@@ -33,6 +31,8 @@ from modelcompat.runtime.environments import (
     resolved_versions,
 )
 from modelcompat.store.store import RunRecord, Store
+from modelcompat.validators.registry import Registry
+from support.pkgvariants import HOST_ORT
 
 FLOATING = RuntimeSpec(id="ort-x", kind="onnxruntime", env="venv",
                        requirements=("onnxruntime>=1.16,<1.18", "numpy<2"))

@@ -11,6 +11,8 @@ import duckdb
 import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+from modelcompat.store.store import SCHEMA_VERSION, Store
 from support.store_records import (
     T0,
     assert_every_run_complete,
@@ -19,8 +21,6 @@ from support.store_records import (
     make_run,
     spawn_child,
 )
-
-from modelcompat.store.store import SCHEMA_VERSION, Store
 
 N_RUNS, N_REPORTS = 30, 12
 

@@ -15,15 +15,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
-from support.store_records import (
-    T0,
-    append_runs,
-    assert_every_run_complete,
-    files_under,
-    make_report,
-    make_run,
-    spawn_child,
-)
 
 from modelcompat.results.report import Report, Status
 from modelcompat.store.store import (
@@ -33,6 +24,15 @@ from modelcompat.store.store import (
     DuplicateRunError,
     Store,
     StoreError,
+)
+from support.store_records import (
+    T0,
+    append_runs,
+    assert_every_run_complete,
+    files_under,
+    make_report,
+    make_run,
+    spawn_child,
 )
 
 

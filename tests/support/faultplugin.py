@@ -18,9 +18,8 @@ import os
 import time
 from pathlib import Path
 
-from modelcompat.validators.base import Params, ValidationContext, Validator
-
 from modelcompat.results.report import Outcome
+from modelcompat.validators.base import Params, ValidationContext, Validator
 
 ENV_DIR = "MCFAULT_DIR"
 TESTS_DIR = Path(__file__).resolve().parent.parent

@@ -4,8 +4,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from modelcompat.validators.registry import Registry
-
 from modelcompat.baseline.comparison import compare_reports
 from modelcompat.baseline.promotion import promote
 from modelcompat.execution.harness import CellJob, check_cell
@@ -14,6 +12,7 @@ from modelcompat.results.report import Finding, Report, Severity, Status
 from modelcompat.results.summary import verdict
 from modelcompat.settings import env_cache, matrices_dir
 from modelcompat.store.store import RunRecord, Store
+from modelcompat.validators.registry import Registry
 
 CELLS = "host-ort/cpu/ort-cpu,host-ort/cuda/ort-cuda,host-torch/cpu/*"
 VALIDATORS = ("integrity", "loadability", "io_contract", "numerical_parity", "latency")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from support.badmodels import (
     nodes_div_by_zero,
     nodes_log,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from support.badmodels import (
     nodes_random_noise,
     with_noisy_torchscript,

@@ -6,9 +6,9 @@ import platform
 from pathlib import Path
 
 import pytest
-from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT, variant
 
 from modelcompat.execution.harness import CellJob, check_cell
+from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT, variant
 
 PY = platform.python_version()
 

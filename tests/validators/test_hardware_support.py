@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from support.pkgvariants import HOST_ORT, TORCH_EAGER
-from support.validator_runs import codes, run
 
 from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec
+from support.pkgvariants import HOST_ORT, TORCH_EAGER
+from support.validator_runs import codes, run
 
 
 def ort(precision: str = "fp32", provider: str = "CPUExecutionProvider", hardware: str = "cpu") -> Cell:

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from filelock import FileLock
+
 from support.pkgvariants import HOST_ORT, TORCH_EAGER, variant
 from support.validator_runs import codes, run
 

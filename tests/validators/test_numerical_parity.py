@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from modelcompat.matrix.cells import BackendSpec
+from modelcompat.model.package import Manifest
 from modelcompat.validators.numerical_parity import min_passing_atol, tolerance_for
 from support.badmodels import with_fp16_overflow
 from support.pkgvariants import HOST_ORT, TORCH_EAGER, scale_reference, variant
 from support.validator_runs import codes, run
-
-from modelcompat.matrix.cells import BackendSpec
-from modelcompat.model.package import Manifest
 
 TORCH_FP16 = TORCH_EAGER.model_copy(update={"backend": BackendSpec(id="torch-eager-fp16", runtime="torch",
                                                                    mode="eager", precision="fp16")})

@@ -3,10 +3,10 @@ and the host's): the node is named, and verdicts agree with loading the model.""
 from __future__ import annotations
 
 import pytest
-from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER
-from support.tinyonnx import DOUBLE, FLOAT, INT8, one_node, onnx_package
 
 from modelcompat.execution.harness import CellJob, check_cell
+from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER
+from support.tinyonnx import DOUBLE, FLOAT, INT8, one_node, onnx_package
 
 ERF_DOUBLE = one_node("Erf", DOUBLE, node_name="erf_node")  # no double Erf kernel on any onnxruntime tested
 ADD_INT8 = one_node("Add", INT8, n_inputs=2, node_name="add_node")  # int8 Add: added after 1.16

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT
-from support.tinyonnx import FLOAT, one_node, onnx_package
 
 from modelcompat.execution.harness import CellJob, check_cell
+from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT
+from support.tinyonnx import FLOAT, one_node, onnx_package
 
 # model,                                                   cell,     status, codes
 CASES = [

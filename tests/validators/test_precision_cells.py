@@ -10,14 +10,14 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from support.badmodels import with_fp16_overflow
-from support.pkgvariants import HOST_ORT, rehash, variant
-from support.validator_runs import codes, run
-from support.validator_runs import garbage_onnx as _garbage_onnx
 
 from modelcompat.matrix.cells import BackendSpec, Cell
 from modelcompat.model.precision import ConversionError, convert_onnx
 from modelcompat.probe.launcher import ProbeSession
+from support.badmodels import with_fp16_overflow
+from support.pkgvariants import HOST_ORT, rehash, variant
+from support.validator_runs import codes, run
+from support.validator_runs import garbage_onnx as _garbage_onnx
 
 
 def ort(precision: str) -> Cell:

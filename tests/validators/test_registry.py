@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from modelcompat.validators.base import Params, Validator
-from modelcompat.validators.registry import Registry, check_validator_class
 from pydantic import BaseModel
 
 from modelcompat.errors import InputError
+from modelcompat.validators.base import Params, Validator
+from modelcompat.validators.registry import Registry, check_validator_class
 
 EXPECTED = {"integrity", "loadability", "io_contract", "numerical_parity", "opset_support", "operator_coverage",
             "unsafe_serialization", "determinism", "latency", "environment_parity", "data_contract",

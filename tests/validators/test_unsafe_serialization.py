@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper
+
+from modelcompat.execution.harness import CellJob, check_cell
+from modelcompat.matrix.cells import RuntimeSpec
+from modelcompat.results.report import Severity
 from modelcompat.validators.unsafe_serialization import (
     UnsafeSerializationParams,
     _Scanner,
     scan_pickle,
     torch_bypass_finding,
 )
-from onnx import TensorProto, helper
 from support.pkgvariants import HOST_ORT, TORCH_EAGER, TORCHSCRIPT, rehash, variant
-
-from modelcompat.execution.harness import CellJob, check_cell
-from modelcompat.matrix.cells import RuntimeSpec
-from modelcompat.results.report import Severity
 
 ALL = ("integrity", "loadability", "io_contract", "numerical_parity", "unsafe_serialization")
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper
+
+from modelcompat.matrix.cells import Cell
 from support.pkgvariants import (
     HOST_ORT,
     ORT_116,
@@ -19,8 +21,6 @@ from support.pkgvariants import (
     variant,
 )
 from support.validator_runs import ALL, codes, garbage_onnx, run
-
-from modelcompat.matrix.cells import Cell
 
 
 @pytest.mark.parametrize("cell", [HOST_ORT, ORT_116, TORCHSCRIPT, TORCH_EAGER], ids=lambda c: c.id)
