@@ -33,11 +33,9 @@ def build_deployments() -> list[Any]:
     """RunnerDeployments for `prefect.serve`."""
     from prefect.schedules import Cron
 
-    from modelcompat.flows.registry_checks import (
-        nightly_matrix,
-        on_model_registered,
-        validate_one,
-    )
+    from modelcompat.flows.nightly_matrix import nightly_matrix
+    from modelcompat.flows.on_model_registered import on_model_registered
+    from modelcompat.flows.validate_one import validate_one
 
     return [
         nightly_matrix.to_deployment(

@@ -25,7 +25,9 @@ def test_prefect_yaml_matches_the_served_deployments() -> None:
     served = {d.name: d for d in deployments.build_deployments()}
     assert set(declared) == set(served) == {"nightly-matrix", "on-model-registered", "validate-one"}
     for name, spec in declared.items():
-        assert spec["entrypoint"].split(":")[1] == served[name].entrypoint.split(":")[1]
+        # One module per flow, the same file and function in both (run from the repository root).
+        assert spec["entrypoint"] == served[name].entrypoint == f"flows/{name.replace('-', '_')}.py:{name.replace('-', '_')}"
+        assert (REPO_ROOT / spec["entrypoint"].split(":")[0]).is_file()
     cron = declared["nightly-matrix"]["schedules"][0]
     schedule = served["nightly-matrix"].schedules[0].schedule
     assert (cron["cron"], cron["timezone"]) == (schedule.cron, schedule.timezone)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.server
 
 NIGHTLY = """
 import json, sys
-from modelcompat.flows.registry_checks import nightly_matrix
+from modelcompat.flows.nightly_matrix import nightly_matrix
 print("RESULT " + json.dumps(nightly_matrix(matrix=sys.argv[1])))
 """
 
