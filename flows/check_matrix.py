@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -44,11 +45,27 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def _flow_run_name() -> str:
-    params = flow_run.parameters
-    model = str(params.get("model", "")).rstrip("/").rsplit("/", 1)[-1]
-    matrix = str(params.get("matrix", "")).rsplit("/", 1)[-1].removesuffix(".yaml")
-    return f"check {model} on {matrix or 'default'}"
+def run_name(parameters: Mapping[str, Any], model_label: str | None = None) -> str:
+    """What a check-matrix run checks, for the UI: `check <model> on <matrix>[, cells <glob>][, validators <names>]`.
+
+    A parameter left at None means its default (the demo package, $MODELCOMPAT_MATRIX or the default
+    matrix), so the name says that default rather than "None". `model_label` (e.g. `demo-mlp 1.0.0`)
+    replaces the package folder's name when the caller knows the registered name and version.
+    """
+    model = parameters.get("model")
+    label = model_label or (str(model).rstrip("/").rsplit("/", 1)[-1] if model else "demo")
+    matrix = str(parameters.get("matrix") or settings.default_matrix())
+    parts = [f"check {label} on {matrix.rstrip('/').rsplit('/', 1)[-1].removesuffix('.yaml').removesuffix('.yml')}"]
+    if parameters.get("cells"):
+        parts.append(f"cells {parameters['cells']}")
+    if parameters.get("validators"):
+        parts.append(f"validators {','.join(parameters['validators'])}")
+    return ", ".join(parts)
+
+
+def flow_run_name(model_label: str | None = None) -> str:
+    """The running check-matrix flow's name (Prefect calls this with no argument as the run starts)."""
+    return run_name(flow_run.parameters, model_label)
 
 
 @task(name="check-cell", cache_policy=NO_CACHE)
@@ -90,7 +107,7 @@ def _save_checks(store_: Store, reports: list[Report], logger: Any) -> None:
                 logger.warning("could not keep %s/%s in the check cache: %s", report.cell, report.validator, exc)
 
 
-@flow(name="check-matrix", flow_run_name=_flow_run_name, persist_result=False,
+@flow(name="check-matrix", flow_run_name=flow_run_name, persist_result=False,
       task_runner=make_task_runner(settings.dask_address(), settings.workers()))
 def check_matrix(
     matrix: str | None = None,

@@ -4,12 +4,13 @@ Used by nightly-matrix, on-model-registered and validate-one; each runs `check-m
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import get_run_logger
 
 from modelcompat import settings
-from modelcompat.flows.check_matrix import check_matrix
+from modelcompat.flows.check_matrix import check_matrix, flow_run_name
 from modelcompat.model_registry.selection import open_registry
 from modelcompat.orchestration.dask_runner import make_task_runner
 
@@ -21,7 +22,9 @@ def check_version(name: str, version: str, *, matrix: str | None, trigger: str, 
     registry = open_registry()  # $MODELCOMPAT_REGISTRY: a folder, or mlflow+http(s)://…
     entry = registry.version(name, version)
     runner = make_task_runner(dask_address or settings.dask_address(), settings.workers())
-    summary = check_matrix.with_options(task_runner=runner)(
+    # The subflow is named after the registered model and version, not its package folder's name.
+    named = partial(flow_run_name, model_label=f"{name} {entry['version']}")
+    summary = check_matrix.with_options(task_runner=runner, flow_run_name=named)(
         matrix=matrix, model=entry["package"], validators=validators, cells=cells, params=params,
         force_validators=force_validators, trigger=trigger)
     registry.record_verdict(name, entry["version"], verdict=summary["verdict"], run_id=summary["run_id"],
