@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from modelcompat.store.store import SCHEMA_VERSION, Store
+from modelcompat.store import SCHEMA_VERSION, Store
 from support.store_records import (
     T0,
     assert_every_run_complete,
@@ -121,15 +121,18 @@ def test_reader_in_another_process_during_compaction(tmp_path: Path) -> None:
 # process, SIGKILLed by itself at that point (the writes before it are the real ones).
 _CRASHING_COMPACTION = """
 import os, signal
-class Crashing(Store):
-    moved = 0
-    def _write_atomic(self, table, final, *, exclusive):
-        if '/runs/' in final and Crashing.moved == {after}:
-            os.kill(os.getpid(), signal.SIGKILL)
-        super()._write_atomic(table, final, exclusive=exclusive)
-        if '/runs/' in final:
-            Crashing.moved += 1
-Crashing({root!r}).compact()
+from modelcompat.store.publish import StoreFS
+write_table = StoreFS.write_table
+moved = 0
+def crashing(self, table, final, *, exclusive):
+    global moved
+    if '/runs/' in final and moved == {after}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    write_table(self, table, final, exclusive=exclusive)
+    if '/runs/' in final:
+        moved += 1
+StoreFS.write_table = crashing
+Store({root!r}).compact()
 """
 
 

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from modelcompat.results.report import Report, Status
-from modelcompat.store.store import (
+from modelcompat.store import (
     REPORTS_SCHEMA,
     RUNS_SCHEMA,
     SCHEMA_VERSION,

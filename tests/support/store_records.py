@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from modelcompat.results.report import Evidence, Finding, Report, Severity, Status
-from modelcompat.store.store import RunRecord, Store
+from modelcompat.store import RunRecord, Store
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -85,9 +85,12 @@ def files_under(root: Path) -> list[Path]:
 
 
 def assert_every_run_complete(store: Store) -> None:
-    """Every run a reader sees has all of its reports, and nothing else is returned."""
-    runs = store.runs()
-    reports = store.reports()
+    """Every run a reader sees has all of its reports, and nothing else is returned.
+
+    Runs and reports come from one snapshot: a run committed meanwhile by another process is in neither.
+    """
+    snapshot = store.snapshot()
+    runs, reports = snapshot.runs, snapshot.reports
     assert set(reports["run_id"]) <= set(runs["run_id"])
     for run_id, n_reports in zip(runs["run_id"], runs["n_reports"], strict=True):
         assert (reports["run_id"] == run_id).sum() == n_reports
