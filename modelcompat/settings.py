@@ -139,3 +139,7 @@ DISABLE_VALIDATORS_ENV = "MODELCOMPAT_DISABLE_VALIDATORS"
 def disabled_validators() -> set[str]:
     """`MODELCOMPAT_DISABLE_VALIDATORS`: validator names blocked from loading, comma-separated."""
     return {n.strip() for n in os.environ.get(DISABLE_VALIDATORS_ENV, "").split(",") if n.strip()}
+
+
+# Test only: lets the probe agent answer `fault` requests (the agent reads it itself: it never imports modelcompat).
+PROBE_FAULTS_ENV = "MODELCOMPAT_PROBE_FAULTS"

@@ -1,12 +1,15 @@
 """What every probe process handle shares, fresh (`launcher.PopenProbe`) or forked (`zygote.ForkedProbe`):
-the probe script's path, waiting for an exit without reaping, and closing the host's pipe ends."""
+the probe script's (and agent package's) path, waiting for an exit without reaping, and closing the host's pipe ends."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-PROBE_SCRIPT = Path(__file__).with_name("modelcompat_probe.py")
+# The probe's entry script, run by path in the cell's interpreter. Its folder (first on the probe's sys.path)
+# holds only the script and the agent package beside it, so no generic module name can shadow the cell's.
+PROBE_SCRIPT = Path(__file__).parent / "agent" / "modelcompat_probe.py"
+AGENT_PACKAGE = PROBE_SCRIPT.with_name("modelcompat_probe_agent")  # the probe's code: read as files, never imported
 
 
 class _Exits(Protocol):

@@ -3,8 +3,8 @@ a fresh probe per cell, so a cell pays for a fork instead of importing its runti
 
 Each probe is still its own process with its own process group, stderr log, memory limit and deadline;
 what it shares is the zygote's imported, untouched runtime modules (copy-on-write). The protocol and the
-child's set-up live in `modelcompat_probe.py` (`zygote_main`); this module starts zygotes, asks them for
-children and turns the exits they report into what `launcher.ProbeSession` needs from a process.
+child's set-up live in the agent (`agent/modelcompat_probe_agent/zygote.py`); this module starts zygotes, asks
+them for children and turns the exits they report into what `launcher.ProbeSession` needs from a process.
 
 `MODELCOMPAT_PROBE_ZYGOTE=0` turns zygotes off (every probe is started from scratch, as before).
 """
@@ -32,7 +32,7 @@ from modelcompat.probe.process import PROBE_SCRIPT, close_streams, wait_exited
 KINDS = ("onnxruntime", "torch")
 _READY_TIMEOUT_S = 300.0  # importing torch on a loaded machine; a zygote that takes longer is given up on
 _MAX_ZYGOTES = 4  # per host process: each holds its runtime's imports (torch: ~300 MB)
-_PAD = "_" * 200  # keep in step with _ZYGOTE_PAD in the probe: room for a child's own command line
+_PAD = "_" * 200  # keep in step with the agent's zygote._ZYGOTE_PAD: room for a child's own command line
 
 
 class ZygoteUnavailable(Exception):

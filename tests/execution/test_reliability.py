@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from modelcompat import settings
 from modelcompat.execution.harness import CellJob, check_cell
 from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
 from modelcompat.validators.registry import Registry
@@ -32,6 +33,7 @@ def test_probe_fault_is_an_error_for_that_check_only_and_leaves_no_probe(
     cell = Cell(runtime=RuntimeSpec(id=runtime_id, kind="onnxruntime", env="host"), hardware=HardwareSpec(id="cpu"),
                 backend=BackendSpec(id="ort-cpu", runtime="onnxruntime", provider="CPUExecutionProvider"))
     monkeypatch.setenv(ENV_DIR, str(tmp_path))
+    monkeypatch.setenv(settings.PROBE_FAULTS_ENV, "1")  # the probe answers `fault` only in tests
     (tmp_path / f"probe-{safe(cell.id)}").write_text(kind)
     discovered = Registry.discover()
     registry = Registry({**{n: discovered.validators[n] for n in REAL}, "fault_probe": FaultProbe}, {})
@@ -52,7 +54,7 @@ def test_probe_fault_is_an_error_for_that_check_only_and_leaves_no_probe(
 def test_a_check_kept_by_an_uncommitted_run_is_reused_with_its_origin(demo_package, tmp_path: Path) -> None:
     """The check cache (docs/caching.md): what a killed run finished is planned `cached`, from that run."""
     from modelcompat.planning.plan import make_plan
-    from modelcompat.store.store import Store
+    from modelcompat.store import Store
     from support.pkgvariants import HOST_ORT
 
     registry = Registry.discover()

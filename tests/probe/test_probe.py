@@ -13,6 +13,7 @@ import onnxruntime
 import pytest
 import torch
 
+from modelcompat import settings
 from modelcompat.errors import ProbeError, ProbeRequestError
 from modelcompat.probe.launcher import PROBE_SCRIPT, ProbeSession
 
@@ -190,6 +191,19 @@ def test_native_crash_is_probe_crashed_with_signal(tmp_path: Path, kind: str, si
         assert "Fatal Python error" in info.value.detail  # faulthandler's trace from the probe's stderr
         assert not _alive(pid)
         assert s.pid is None
+
+
+def test_fault_is_refused_without_the_test_flag(tmp_path: Path, start: dict,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.PROBE_FAULTS_ENV)  # as in the product: no fault code in the probe
+    with ProbeSession(HOST_PY, "host/cpu/nofault", tmp_path, **start) as s:
+        pid = s.request("describe")["pid"]
+        _check_start(s, start)
+        with pytest.raises(ProbeRequestError) as info:
+            s.request("fault", kind="segfault")
+        assert info.value.error_type == "ProbeUsageError"
+        assert "fault injection is off" in info.value.message and settings.PROBE_FAULTS_ENV in info.value.message
+        assert s.request("describe")["pid"] == pid  # refused, not crashed
 
 
 def test_exit_is_probe_crashed_with_exit_code(tmp_path: Path, start: dict) -> None:

@@ -18,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from modelcompat import settings
 from modelcompat.results.report import Outcome
 from modelcompat.validators.base import Params, ValidationContext, Validator
 
@@ -89,7 +90,8 @@ def plugin_env(root: Path, fault_dir: Path) -> dict[str, str]:
         "[modelcompat.validators]\nfault_probe = support.faultplugin:FaultProbe\nslow = support.faultplugin:Slow\n")
     fault_dir.mkdir(parents=True, exist_ok=True)
     path = os.pathsep.join([str(root), str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return {"PYTHONPATH": path, ENV_DIR: str(fault_dir)}
+    # The probe agent answers `fault` only with the test flag set.
+    return {"PYTHONPATH": path, ENV_DIR: str(fault_dir), settings.PROBE_FAULTS_ENV: "1"}
 
 
 def attempts(fault_dir: Path, cell_id: str) -> list[int]:

@@ -6,6 +6,8 @@ import signal
 import time
 from pathlib import Path
 
+from modelcompat.probe.process import PROBE_SCRIPT
+
 
 def _cmdline(pid: int) -> list[str]:
     try:
@@ -26,11 +28,12 @@ def pids() -> list[int]:
 
 
 def probe_processes(cell_substring: str) -> list[int]:
-    """Live (non-zombie) `modelcompat_probe.py` processes whose `--cell` contains `cell_substring`."""
+    """Live (non-zombie) `modelcompat_probe.py` processes (fresh, forked or zygotes) whose `--cell` contains
+    `cell_substring`."""
     found = []
     for pid in pids():
         args = _cmdline(pid)
-        if any(a.endswith("modelcompat_probe.py") for a in args) and "--cell" in args:
+        if any(a.endswith(f"/{PROBE_SCRIPT.parent.name}/{PROBE_SCRIPT.name}") for a in args) and "--cell" in args:
             cell = args[args.index("--cell") + 1] if args.index("--cell") + 1 < len(args) else ""
             if cell_substring in cell and _state(pid) not in ("Z", "X", "?"):
                 found.append(pid)

@@ -1,0 +1,95 @@
+"""`load` and `run`: the one model this probe serves, whichever runtime loads it, and its outputs as .npz."""
+from __future__ import annotations
+
+import gc
+import os
+import time
+from typing import Any, Callable, Dict, List
+
+from .common import STATE, ProbeUsageError, atomic_savez
+from .onnx_ops import load_onnx, run_once_onnx
+from .torch_ops import load_torch, run_once_torch, torch_inputs
+
+
+def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
+    path = args["artifact"]
+    fmt = args.get("format") or "onnx"
+    backend = dict(args.get("backend") or {})
+    # A session option a validator may vary (determinism: 1 vs N threads), not part of the cell's backend.
+    backend["intra_op_threads"] = args.get("intra_op_threads")
+    # Drop the previous model first, so two models never have to fit in memory at once.
+    STATE.session = None
+    STATE.kind = None
+    gc.collect()
+    start = time.perf_counter()
+    if fmt == "onnx":
+        result = load_onnx(path, backend)
+    else:
+        result = load_torch(path, fmt, backend, list(args.get("input_names") or []),
+                             list(args.get("output_names") or []))
+    result["load_time_ms"] = (time.perf_counter() - start) * 1000.0
+    if backend["intra_op_threads"]:
+        result["intra_op_threads"] = int(backend["intra_op_threads"])
+    STATE.counter += 1
+    # The token starts with the pid: the host can tell a load made by a probe that has since been replaced.
+    result["token"] = "%d-%d" % (os.getpid(), STATE.counter)
+    return result
+
+
+def to_numpy(value: Any) -> Any:
+    import numpy as np
+
+    if hasattr(value, "detach"):  # a torch tensor
+        import torch
+
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16
+            value = value.float()
+        return value.numpy()
+    return np.asarray(value)
+
+
+def op_run(args: Dict[str, Any]) -> Dict[str, Any]:
+    call = payload_call(args["inputs"])
+    repeat = max(1, int(args.get("repeat", 1)))
+    warmup = max(0, int(args.get("warmup", 0)))
+
+    for _ in range(warmup):
+        call()
+    times = []
+    values: List[Any] = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        values = call()
+        times.append((time.perf_counter() - start) * 1000.0)
+
+    names = STATE.output_names if len(STATE.output_names) == len(values) else [
+        "output_%d" % i for i in range(len(values))]
+    named = {n: to_numpy(v) for n, v in zip(names, values)}
+    atomic_savez(args["outputs"], named)
+    result: Dict[str, Any] = {
+        "outputs": [{"name": n, "dtype": str(a.dtype), "shape": list(a.shape)} for n, a in named.items()],
+        "run_time_ms": times[0],
+    }
+    if repeat > 1:
+        result["run_times_ms"] = times
+    return result
+
+
+def payload_call(inputs_path: str) -> Callable[[], List[Any]]:
+    """A no-argument callable that runs the loaded model once on the payload at `inputs_path`."""
+    import numpy as np
+
+    if STATE.session is None:
+        raise ProbeUsageError("no model is loaded in this probe (send `load` first)")
+    with np.load(inputs_path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    missing = [n for n in STATE.input_names if n not in arrays]
+    if missing:
+        raise ProbeUsageError("the payload has no input named %s (it has: %s)"
+                              % (", ".join(missing), ", ".join(sorted(arrays)) or "nothing"))
+    if STATE.kind == "onnx":
+        feed = {n: arrays[n] for n in STATE.input_names}
+        return lambda: run_once_onnx(feed)
+    tensors = torch_inputs(arrays)
+    return lambda: run_once_torch(tensors)

@@ -1,0 +1,139 @@
+"""onnxruntime ops: load a session, try many tiny models (`try_load_many`), check one provider's kernels
+(`kernel_check`), run the loaded session once."""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from .common import STATE, ProbeUsageError, io_entry
+
+_ORT_TYPES = {
+    "float": "float32", "double": "float64", "float16": "float16", "bfloat16": "bfloat16",
+    "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
+    "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+    "bool": "bool", "string": "string", "complex64": "complex64", "complex128": "complex128",
+}
+
+
+def _ort_dtype(type_str: str) -> str:
+    """`tensor(float)` -> `float32`; non-tensor types (sequences, maps) are returned as ORT spells them."""
+    if type_str.startswith("tensor(") and type_str.endswith(")"):
+        inner = type_str[len("tensor("):-1]
+        return _ORT_TYPES.get(inner, inner)
+    return type_str
+
+
+def load_onnx(path: str, backend: Dict[str, Any]) -> Dict[str, Any]:
+    import onnxruntime as ort
+
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    level = backend.get("graph_optimization") or "all"
+    if level not in levels:
+        raise ProbeUsageError("graph_optimization %r is not one of %s" % (level, sorted(levels)))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[level]
+    threads = backend.get("intra_op_threads")
+    if threads:  # unset/0: onnxruntime's default (one thread per physical core)
+        options.intra_op_num_threads = int(threads)
+    provider = backend.get("provider") or "CPUExecutionProvider"
+    provider_options = dict(backend.get("provider_options") or {})
+    session = ort.InferenceSession(path, sess_options=options, providers=[(provider, provider_options)])
+    STATE.kind, STATE.session, STATE.cast_dtype = "onnx", session, None
+    STATE.input_names = [i.name for i in session.get_inputs()]
+    STATE.output_names = [o.name for o in session.get_outputs()]
+    result = {
+        "inputs": [io_entry(i.name, _ort_dtype(i.type), i.shape) for i in session.get_inputs()],
+        "outputs": [io_entry(o.name, _ort_dtype(o.type), o.shape) for o in session.get_outputs()],
+        # What onnxruntime actually uses: an unavailable provider silently falls back to CPU.
+        "providers": list(session.get_providers()),
+        "runtime_version": "onnxruntime %s" % ort.__version__,
+        "precision": "fp32",
+    }
+    precision = backend.get("precision") or "fp32"
+    if precision != "fp32":
+        # onnxruntime runs the graph at the dtypes it was exported with; recorded so reports can say so.
+        result["precision_note"] = "onnxruntime runs the model as exported; precision %s not applied" % precision
+    return result
+
+
+def _quiet_options(ort: Any) -> Any:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: probing refusals is the point, not noise in the log
+    return options
+
+
+def op_try_load_many(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Try to create a CPU session for each ONNX file; which loaded, and the runtime's error text otherwise.
+
+    The host builds the candidate models (this env may not have `onnx`): opset_support learns the
+    runtime's maximum IR version and opset per domain from which tiny models load.
+    """
+    import onnxruntime as ort
+
+    results = []
+    for path in args.get("paths") or []:
+        try:
+            ort.InferenceSession(path, sess_options=_quiet_options(ort), providers=["CPUExecutionProvider"])
+            results.append({"path": path, "ok": True})
+        except Exception as exc:  # noqa: BLE001 - each refusal is data
+            results.append({"path": path, "ok": False, "error_type": type(exc).__name__, "message": str(exc)[:1000]})
+    return {"results": results, "runtime_version": "onnxruntime %s" % ort.__version__, "version": ort.__version__}
+
+
+def op_kernel_check(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Load an ONNX model on the requested provider alone (no silent CPU fallback), then run the payload.
+
+    Loading is not running: a kernel can be missing only for the types seen at run time, so both steps
+    are reported. The session is local: the model `load` holds (if any) is left alone.
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    backend = args.get("backend") or {}
+    provider = backend.get("provider") or "CPUExecutionProvider"
+    available = list(ort.get_available_providers())
+    result: Dict[str, Any] = {"provider": provider, "available_providers": available,
+                              "runtime_version": "onnxruntime %s" % ort.__version__}
+    if provider not in available:
+        result["provider_available"] = False
+        return result
+    result["provider_available"] = True
+    options = _quiet_options(ort)
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    options.graph_optimization_level = levels.get(backend.get("graph_optimization") or "all", levels["all"])
+    if provider != "CPUExecutionProvider":
+        # Without this, nodes the provider cannot run are silently placed on CPU.
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    provider_options = dict(backend.get("provider_options") or {})
+    try:
+        session = ort.InferenceSession(args["artifact"], sess_options=options,
+                                       providers=[(provider, provider_options)])
+    except Exception as exc:  # noqa: BLE001 - the refusal is the finding
+        result.update(loaded=False, error_type=type(exc).__name__, message=str(exc)[:4000])
+        return result
+    result.update(loaded=True, providers=list(session.get_providers()))
+    inputs = args.get("inputs")
+    if inputs:
+        with np.load(inputs, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        names = [i.name for i in session.get_inputs()]
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            result.update(ran=None, run_skipped="the payload has no input named %s" % ", ".join(missing))
+            return result
+        try:
+            session.run(None, {n: arrays[n] for n in names})
+            result["ran"] = True
+        except Exception as exc:  # noqa: BLE001
+            result.update(ran=False, run_error_type=type(exc).__name__, run_message=str(exc)[:4000])
+    return result
+
+def run_once_onnx(feed: Dict[str, Any]) -> List[Any]:
+    return STATE.session.run(None, feed)
