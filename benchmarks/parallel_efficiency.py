@@ -38,7 +38,7 @@ def _one_run(matrix: str, model: str, store: str, workers: int, cells: str | Non
     wall = time.perf_counter() - t0
     ran = [r for r in summary["reports"] if r["status"] != "skipped" and not r.get("cached")]
     busy = sum(r["duration_s"] for r in ran)
-    from modelcompat.store.store import Store
+    from modelcompat.store import Store
 
     stored = Store(store).reports(summary["run_id"])
     stored = stored[(stored["status"] != "skipped") & ~stored["cached"].astype(bool)]

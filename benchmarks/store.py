@@ -58,7 +58,7 @@ def _reports(run_id: str, n: int, seed: int) -> list[Any]:
 
 
 def _record(run_id: str, n: int, when: datetime) -> Any:
-    from modelcompat.store.store import RunRecord
+    from modelcompat.store import RunRecord
 
     return RunRecord(run_id=run_id, trigger="cli", matrix="bench", model_name="bench-model", model_version="1",
                      model_sha256="ab" * 32, verdict="pass", started_at=when, finished_at=when + timedelta(seconds=5),
@@ -93,7 +93,7 @@ def run(ctx: Context) -> dict[str, Any]:
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    from modelcompat.store.store import REPORTS_SCHEMA, Store, _report_to_row
+    from modelcompat.store import REPORTS_SCHEMA, Store, report_to_row
 
     n_runs = 10 if ctx.quick else 100
     per_run = 100 if ctx.quick else N_CELLS * N_VALIDATORS
@@ -127,7 +127,7 @@ def run(ctx: Context) -> dict[str, Any]:
             append_s.append(time.perf_counter() - t)
             # Anchor: pyarrow alone writing the same rows (already as dicts) to one file.
             t = time.perf_counter()
-            rows = [_report_to_row(r) for r in reports]
+            rows = [report_to_row(r) for r in reports]
             convert_s.append(time.perf_counter() - t)
             t = time.perf_counter()
             pq.write_table(pa.Table.from_pylist(rows, schema=REPORTS_SCHEMA), str(tmp / f"anchor-{k}.parquet"))

@@ -36,7 +36,7 @@ from modelcompat.planning.scheduling import longest_first
 from modelcompat.render.prefect_artifacts import markdown_summary, table_rows
 from modelcompat.results.report import Finding, Report, Severity, Status
 from modelcompat.results.summary import run_summary, verdict
-from modelcompat.store.store import RunRecord, Store
+from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
 
 

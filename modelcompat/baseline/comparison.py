@@ -18,7 +18,7 @@ import pandas as pd
 
 from modelcompat.baseline.promotion import baseline_frame
 from modelcompat.results.report import Report
-from modelcompat.store.store import Store, StoreError
+from modelcompat.store import Store
 
 SEVERITIES = ("info", "minor", "major", "critical")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -329,9 +329,7 @@ def compare_run(store: Store, run_id: str, *, as_of: datetime | None = None) -> 
     The flow compares just before it appends the run, so ``as_of = finished_at`` reproduces the
     comparison it made. Reads the run's two files, the promotions, and one file per baseline run.
     """
-    record = store.run(run_id)
-    if record is None:
-        raise StoreError(f"no committed run {run_id!r} in the store {store.uri}")
+    record = store.require_run(run_id)  # RunNotFoundError names the store and the recent runs
     run = store.reports(run_id)
     baseline = baseline_frame(store, record.model_name, as_of=as_of or record.finished_at)
     return compare_frames(run, baseline)

@@ -23,12 +23,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
-import pyarrow.fs as pafs
 
 from modelcompat import settings
 from modelcompat.errors import InputError
 from modelcompat.results.report import Report, Status
-from modelcompat.store.store import Store, report_from_row
+from modelcompat.store import RunNotFoundError, Store, reports_from_frame
 
 BASELINE_SCHEMA_VERSION = 1
 RULES = ("last-passing",)
@@ -85,9 +84,9 @@ def _who() -> str:
         return "unknown"
 
 
-def _folder(store: Store, model: str) -> str:
+def _folder(model: str) -> str:
     # Model names may hold `/` (org/model): quote everything that is not a plain file-name character.
-    return f"{store._root}/baselines/{quote(model, safe='')}"
+    return f"baselines/{quote(model, safe='')}"
 
 
 def _matches(value: str, patterns: Sequence[str] | None) -> bool:
@@ -95,40 +94,17 @@ def _matches(value: str, patterns: Sequence[str] | None) -> bool:
 
 
 def _write_promotion(store: Store, promotion: Promotion) -> str:
-    folder = _folder(store, promotion.model)
     stamp = promotion.promoted_at.strftime("%Y%m%dT%H%M%S%fZ")
-    final = f"{folder}/{stamp}-{uuid.uuid4().hex[:12]}.json"
-    tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.json"
+    relative = f"{_folder(promotion.model)}/{stamp}-{uuid.uuid4().hex[:12]}.json"
     body = (json.dumps(promotion.to_json(), indent=2) + "\n").encode()
-    fs = store._fs
-    fs.create_dir(folder, recursive=True)
-    try:
-        with fs.open_output_stream(tmp) as out:
-            out.write(body)
-        if store._local:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # durable before visible
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        else:
-            fs.move(tmp, final)
-    except BaseException:
-        store._delete_quietly(tmp)
-        raise
-    return final
+    return store.publish_file(relative, body)  # atomic and durable: a reader never sees half a promotion
 
 
 def promotions(store: Store, model: str) -> list[Promotion]:
     """Every promotion of ``model``, oldest first (the history)."""
-    selector = pafs.FileSelector(_folder(store, model), allow_not_found=True, recursive=False)
-    files = sorted(i.path for i in store._fs.get_file_info(selector)
-                   if i.is_file and i.base_name.endswith(".json") and not i.base_name.startswith("."))
     out = []
-    for path in files:
-        with store._fs.open_input_stream(path) as stream:
-            out.append(Promotion.from_json(json.loads(stream.read()), path))
+    for relative in store.list_files(_folder(model), suffix=".json"):
+        out.append(Promotion.from_json(json.loads(store.read_file(relative)), store.location(relative)))
     return sorted(out, key=lambda p: (p.promoted_at, p.file))
 
 
@@ -153,7 +129,10 @@ def promote(store: Store, run_id: str, *, cells: Sequence[str] | None = None,
     Raises:
         BaselineError: the run is not in the store, or nothing in it matches.
     """
-    record = store.require_run(run_id, BaselineError)
+    try:
+        record = store.require_run(run_id)
+    except RunNotFoundError as exc:  # a promotion's own error (exit 2), with the store's message and fix
+        raise BaselineError(exc.message, fix=exc.fix) from exc
     frame = store.reports(run_id)
     chosen = [
         (c, v, s) for c, v, s in zip(frame["cell"], frame["validator"], frame["status"], strict=True)
@@ -243,10 +222,9 @@ def baseline_frame(store: Store, model: str, *, as_of: datetime | None = None) -
 
 def baseline_for(store: Store, model_name: str, *, as_of: datetime | None = None) -> dict[Key, Report]:
     """(cell, validator) → the accepted :class:`Report` of ``model_name`` (empty if never promoted)."""
-    frame = baseline_frame(store, model_name, as_of=as_of)
-    return {(r["cell"], r["validator"]): report_from_row(r) for r in frame.to_dict("records")}
+    return {(r.cell, r.validator): r for r in reports_from_frame(baseline_frame(store, model_name, as_of=as_of))}
 
 
 def history_path(store: Store, model: str) -> Path | str:
     """Where the promotions of ``model`` are kept (for messages)."""
-    return _folder(store, model)
+    return store.location(_folder(model))

@@ -5,7 +5,7 @@ from typing import Any
 
 from modelcompat.baseline.comparison import Comparison, compare_run
 from modelcompat.results.summary import run_summary
-from modelcompat.store.store import Store, report_from_row
+from modelcompat.store import Store, report_from_row
 
 
 def summary_from_store(store: Store, run_id: str) -> tuple[dict[str, Any], Comparison]:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import fnmatch
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pandas as pd
 
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 
 COLUMNS = ["run_id", "started_at", "model_version", "verdict", "cell", "validator", "status", "metric", "value"]
 
@@ -27,20 +26,18 @@ def metric_history(store: Store, model: str, *, cell: str | None = None, validat
         runs = runs.tail(limit)
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        frames = list(pool.map(store.reports, runs["run_id"]))
+    frame = store.reports_for(runs)  # exactly the runs listed above (read in parallel by the store)
     rows = []
     meta = runs.set_index("run_id")
-    for frame in frames:
-        for r in frame.itertuples(index=False):
-            if cell and not fnmatch.fnmatchcase(r.cell, cell):
+    for r in frame.itertuples(index=False):
+        if cell and not fnmatch.fnmatchcase(r.cell, cell):
+            continue
+        if validator and not fnmatch.fnmatchcase(r.validator, validator):
+            continue
+        info = meta.loc[r.run_id]
+        for name, value in (r.metrics or {}).items():
+            if metric and not fnmatch.fnmatchcase(name, metric):
                 continue
-            if validator and not fnmatch.fnmatchcase(r.validator, validator):
-                continue
-            info = meta.loc[r.run_id]
-            for name, value in (r.metrics or {}).items():
-                if metric and not fnmatch.fnmatchcase(name, metric):
-                    continue
-                rows.append((r.run_id, info["started_at"], info["model_version"], info["verdict"], r.cell,
-                             r.validator, r.status, name, value))
+            rows.append((r.run_id, info["started_at"], info["model_version"], info["verdict"], r.cell,
+                         r.validator, r.status, name, value))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -16,7 +16,7 @@ from modelcompat.model.package import ModelPackage
 from modelcompat.planning.cache_keys import cache_key, changed_inputs, input_components
 from modelcompat.results.report import Report
 from modelcompat.runtime.environments import existing_env
-from modelcompat.store.store import Store, report_from_row
+from modelcompat.store import Store, report_from_row
 from modelcompat.validators.registry import Registry
 
 Decision = Literal["run", "cached", "skipped"]

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from modelcompat.files.atomic import TMP_PREFIX
 from modelcompat.store.errors import StoreError
-from modelcompat.store.layout import COMPACTED_DIR, REPORTS_DIR, RUNS_DIR, TMP_PREFIX, run_file
+from modelcompat.store.layout import COMPACTED_DIR, REPORTS_DIR, RUNS_DIR, run_file
 from modelcompat.store.publish import StoreFS
 from modelcompat.store.reads import read_reports_file, run_table, runs_table
 from modelcompat.store.records import Compaction

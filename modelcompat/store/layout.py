@@ -1,7 +1,6 @@
 """Where each kind of file lives under a store root (relative paths; ``/``-separated on every filesystem)."""
 from __future__ import annotations
 
-from modelcompat.files.atomic import TMP_PREFIX
 from modelcompat.store.errors import StoreError
 
 RUNS_DIR = "runs"
@@ -12,9 +11,6 @@ CHECKS_DIR = "checks"
 COMPACTED_DIR = f"{REPORTS_DIR}/~compacted"
 # Folders the store's own tables own: documents published through Store.publish_file go elsewhere.
 RESERVED = (RUNS_DIR, REPORTS_DIR, CHECKS_DIR)
-
-__all__ = ["TMP_PREFIX", "RUNS_DIR", "REPORTS_DIR", "CHECKS_DIR", "COMPACTED_DIR", "RESERVED",
-           "run_file", "check_file", "is_hidden", "document_path"]
 
 
 def run_file(run_id: str) -> str:

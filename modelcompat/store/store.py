@@ -41,7 +41,14 @@ from modelcompat.store.layout import REPORTS_DIR, document_path, is_hidden, run_
 from modelcompat.store.publish import StoreFS
 from modelcompat.store.records import Compaction, RunRecord, Snapshot
 from modelcompat.store.rows import report_from_row, report_to_row, reports_to_pandas
-from modelcompat.store.schema import REPORTS_READ, REPORTS_SCHEMA, RUN_ID_PATTERN, RUN_ID_RE, RUNS_SCHEMA, SCHEMA_VERSION
+from modelcompat.store.schema import (
+    REPORTS_READ,
+    REPORTS_SCHEMA,
+    RUN_ID_PATTERN,
+    RUN_ID_RE,
+    RUNS_SCHEMA,
+    SCHEMA_VERSION,
+)
 
 
 class Store:

@@ -17,7 +17,7 @@ from modelcompat.baseline.comparison import (
 )
 from modelcompat.baseline.promotion import promote
 from modelcompat.results.report import Finding, Report, Severity, Status
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.store_records import T0, make_run
 
 CELL = "ort-1.18/cpu/ort-cpu"

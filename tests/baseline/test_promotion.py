@@ -18,7 +18,7 @@ from modelcompat.baseline.promotion import (
     promotions,
 )
 from modelcompat.results.report import Report, Status
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.store_records import T0, make_run
 
 CELLS = ("ort-1.16/cpu/ort-cpu", "ort-1.18/cpu/ort-cpu")

@@ -60,10 +60,9 @@ def test_completed_write_replaces_the_file_whole(tmp_path: Path) -> None:
 def test_an_exception_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "doc.json"
     target.write_text("{}")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_output(target, "w") as out:
-            out.write('{"half": ')
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_output(target, "w") as out:
+        out.write('{"half": ')
+        raise RuntimeError("boom")
     assert target.read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["doc.json"]
 
@@ -85,15 +84,13 @@ def test_permissions_follow_the_umask_like_open(tmp_path: Path) -> None:
         (tmp_path / "plain.json").write_text("{}")
     finally:
         os.umask(old)
-    mode = lambda name: stat.S_IMODE((tmp_path / name).stat().st_mode)  # noqa: E731
-    assert mode("shared.json") == mode("plain.json") == 0o640
-    assert mode("private.json") == 0o600
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("shared.json", "plain.json", "private.json")}
+    assert modes == {"shared.json": 0o640, "plain.json": 0o640, "private.json": 0o600}
 
 
 def test_temporary_names_stay_beside_the_target_and_out_of_globs(tmp_path: Path) -> None:
     tmp = temp_name(tmp_path / "a.json")
     assert tmp.parent == tmp_path and tmp.name.startswith(TMP_PREFIX) and not tmp.name.endswith(".json")
     assert temp_name(tmp_path / "a.json") != tmp
-    with pytest.raises(ValueError, match="mode"):
-        with atomic_output(tmp_path / "x", "a"):
-            pass
+    with pytest.raises(ValueError, match="mode"), atomic_output(tmp_path / "x", "a"):
+        pass

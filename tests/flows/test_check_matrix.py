@@ -14,7 +14,7 @@ import yaml
 
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.settings import matrices_dir
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from modelcompat.validators.registry import Registry
 
 pytestmark = pytest.mark.server

@@ -27,7 +27,7 @@ import yaml
 
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.runtime.environments import MARKER
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.servers import free_port, stop_group, wait_until
 
 pytestmark = pytest.mark.server

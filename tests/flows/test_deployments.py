@@ -14,7 +14,7 @@ import yaml
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.orchestration import deployments
 from modelcompat.settings import REPO_ROOT, matrices_dir
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.servers import stop_group, wait_until
 
 CLI = [sys.executable, "-m", "modelcompat.cli"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.faultplugin import attempts, plugin_env, safe
 from support.procscan import children, kill_tree
 from support.servers import free_port

@@ -14,7 +14,7 @@ import pytest
 
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.pkgvariants import rehash, variant
 
 pytestmark = pytest.mark.server

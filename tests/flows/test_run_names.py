@@ -13,7 +13,7 @@ import pytest
 from modelcompat.flows.check_matrix import run_name
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 
 
 def test_a_matrix_left_at_none_is_named_after_the_matrix_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:

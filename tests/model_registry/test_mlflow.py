@@ -30,7 +30,7 @@ from modelcompat.model_registry.mlflow import (
 )
 from modelcompat.model_registry.selection import open_registry
 from modelcompat.settings import matrices_dir
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.mlflowenv import mlflow_server
 from support.servers import free_port, stop_group, wait_until
 from support.webhookproc import wait_for_events, webhook_receiver

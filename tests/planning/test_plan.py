@@ -16,7 +16,7 @@ from modelcompat.model.package import load_package
 from modelcompat.planning.plan import make_plan, plan_markdown
 from modelcompat.runtime.environments import existing_env, provision
 from modelcompat.settings import env_cache
-from modelcompat.store.store import RunRecord, Store
+from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
 from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT, rehash
 

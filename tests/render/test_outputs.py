@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from modelcompat.cli.app import app
 from modelcompat.render.html import slug
-from modelcompat.store.store import Store
+from modelcompat.store import Store
 from support.reportdata import build_store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ from modelcompat.runtime.environments import (
     resolve,
     resolved_versions,
 )
-from modelcompat.store.store import RunRecord, Store
+from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
 from support.pkgvariants import HOST_ORT
 

@@ -11,7 +11,7 @@ from modelcompat.matrix.spec import load_matrix
 from modelcompat.results.report import Finding, Report, Severity, Status
 from modelcompat.results.summary import verdict
 from modelcompat.settings import env_cache, matrices_dir
-from modelcompat.store.store import RunRecord, Store
+from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
 
 CELLS = "host-ort/cpu/ort-cpu,host-ort/cuda/ort-cuda,host-torch/cpu/*"
