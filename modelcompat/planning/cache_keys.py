@@ -5,6 +5,8 @@ so a plan can say which input changed, not only that the key did.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import inspect
 import json
@@ -14,6 +16,7 @@ from typing import Any
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.hashing import cached_sha256
 from modelcompat.model.package import ModelPackage
+from modelcompat.probe.process import AGENT_PACKAGE
 from modelcompat.runtime.environments import RuntimeEnv, resolved_versions
 from modelcompat.validators.base import Validator
 
@@ -22,24 +25,66 @@ _KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("tor
 
 
 # Code every check's result depends on besides its own module: the context validators read through,
-# the precision conversion and the probe that runs the model. Editing any of them re-runs every check.
-_SHARED_CODE = ("modelcompat.validators.base", "modelcompat.model.precision", "modelcompat.probe.modelcompat_probe")
+# the precision conversion and the probe agent modules that load, run and describe the model. Editing any
+# of them re-runs every check. The agent is read as files (the host never imports it); left out on purpose,
+# because they cannot change a result: `faults` (test-only fault injection), `zygote` (process set-up: a
+# forked probe serves exactly as a fresh one), `__init__` (a docstring) and the entry script (arguments).
+_AGENT = "modelcompat_probe_agent"
+_SHARED_CODE = ("modelcompat.validators.base", "modelcompat.model.precision",
+                *(f"{_AGENT}.{m}" for m in ("protocol", "common", "environment", "onnx_ops", "torch_ops", "inference",
+                                             "bench")))
+_AGENT_UNKEYED = ("faults", "zygote", "__init__")
 
 
 def _module_source(name: str) -> str:
     try:
+        if name.startswith(f"{_AGENT}."):
+            return (AGENT_PACKAGE / f"{name.removeprefix(_AGENT + '.')}.py").read_text(encoding="utf-8")
         module = sys.modules.get(name) or __import__(name, fromlist=["_"])
         return inspect.getsource(module)
     except (OSError, TypeError, ImportError):
         return ""
 
 
+class _Normalise(ast.NodeTransformer):
+    """Drops docstrings and import statements; a block left empty gets `pass`, so the tree still unparses."""
+
+    def visit_Import(self, node: ast.AST) -> None:
+        return None
+
+    visit_ImportFrom = visit_Import
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            del body[0]
+        super().generic_visit(node)
+        if isinstance(body, list) and not body and not isinstance(node, ast.Module):
+            node.body = [ast.Pass()]  # type: ignore[attr-defined]
+        return node
+
+
+@functools.lru_cache(maxsize=256)
+def normalised_source(source: str) -> str:
+    """What of a module's code can change a result: its statements, re-printed from the AST without
+    comments, docstrings and imports (so moving a module, re-sorting its imports or editing its prose keeps
+    every key). Source that does not parse is kept as it is."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    return ast.unparse(_Normalise().visit(tree))
+
+
 def code_fingerprint(validator: type[Validator]) -> str:
-    """The validator's declared version plus a hash of its module's and the shared code's source."""
+    """The validator's declared version plus a hash of its module's and the shared code's normalised source."""
     digest = hashlib.sha256()
     for name in (validator.__module__, *_SHARED_CODE):
-        digest.update(_module_source(name).encode())
-    return f"v{validator.version} src:{digest.hexdigest()[:12]}"
+        digest.update(normalised_source(_module_source(name)).encode())
+        digest.update(b"\0")  # module boundaries: two modules' code never hashes as one
+    return f"v{validator.version} ast:{digest.hexdigest()[:12]}"
 
 
 def runtime_component(cell: Cell, env: RuntimeEnv) -> str:
