@@ -167,7 +167,7 @@ def _compare(package: Any, cell: Any, tmp: Path, *, iterations: int, warmup: int
     probe (model loaded, lock held) then answers that many single `run` requests, timed on the host.
     """
     from modelcompat.probe.launcher import ProbeSession
-    from modelcompat.validators.base import ValidationContext
+    from modelcompat.execution.context import CellContext
     from modelcompat.validators.latency import Latency, timing_lock
 
     model = package.resolve(package.artifact("onnx").path)
@@ -180,10 +180,10 @@ def _compare(package: Any, cell: Any, tmp: Path, *, iterations: int, warmup: int
     bare = _BareLoop(model, payload, backend)
     try:
         with ProbeSession(sys.executable, cell.id, work, timeout_s=600) as probe:
-            vctx = ValidationContext(cell=cell, package=package, workdir=work, probe=probe)
+            vctx = CellContext(cell=cell, package=package, workdir=work, probe=probe)
 
             def bare_once() -> None:
-                with timing_lock(300):
+                with timing_lock(vctx.timing_lock, 300):
                     got = bare.time(iterations, warmup)
                 out["bare"].append({"p50_ms": percentile(got["times"], 50), "p95_ms": percentile(got["times"], 95),
                                     "intra_op_num_threads": got["intra_op_num_threads"],
@@ -203,7 +203,7 @@ def _compare(package: Any, cell: Any, tmp: Path, *, iterations: int, warmup: int
                     time.sleep(SETTLE_S)
                     side()
             if singles:
-                with timing_lock(300):  # the last validate() left the model loaded in this probe
+                with timing_lock(vctx.timing_lock, 300):  # the last validate() left the model loaded in this probe
                     for _ in range(singles):
                         t = time.perf_counter()
                         one = probe.request("run", inputs=str(payload), outputs=str(work / "one.npz"))

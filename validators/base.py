@@ -6,20 +6,15 @@ A validator does no orchestration: it reads what the `ValidationContext` offers 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.package import Artifact, ModelPackage
-from modelcompat.model.precision import ConversionError, convert_onnx, needs_conversion
 from modelcompat.results.report import Outcome
-
-if TYPE_CHECKING:
-    from modelcompat.probe.launcher import ProbeSession
 
 # What a validator's result can depend on; the cache key of a (cell, validator) hashes exactly these.
 Input = Literal[
@@ -60,6 +55,10 @@ class Validator(ABC):
     # Slow imports to pay once per run instead of once per local Dask worker: `"module"` or
     # `"module:function"`, run in the process local workers are forked from (modelcompat.orchestration.worker_preload).
     preload: ClassVar[tuple[str, ...]] = ()
+    # A gate runs before the cell's runtime is provisioned; if it does not pass (`fail`, or `error`: fail
+    # closed), every probe-using check of the cell is reported `skipped` (`<name>.blocked`) and the artifact
+    # is never loaded. A gate must be static (`needs_probe = False`): registration refuses one that is not.
+    gate: ClassVar[bool] = False
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         """A reason to skip this cell, or None when the check applies. Default: the backend's artifact exists."""
@@ -69,9 +68,9 @@ class Validator(ABC):
             return f"the package has no {fmt} artifact for backend {cell.backend.id} (it has: {have})"
         return None
 
-    def busy(self) -> bool:
-        """Whether the check would now have to wait for something shared (e.g. the machine-wide timing
-        lock). The harness then runs the cell's other checks first and this one last, instead of leaving
+    def busy(self, ctx: "ValidationContext") -> bool:
+        """Whether the check would now have to wait for something shared (e.g. `ctx.timing_lock`).
+        The harness then runs the cell's other checks first and this one last, instead of leaving
         the worker idle while it waits. Must be cheap and never block. Default: never busy."""
         return False
 
@@ -80,20 +79,30 @@ class Validator(ABC):
         """Run the check. Raise nothing for an incompatible artifact: return error findings instead."""
 
 
-@dataclass
-class ValidationContext:
-    """Everything one (cell, validator) check may read; the probe is shared by a cell's validators."""
+class ValidationContext(ABC):
+    """Everything one (cell, validator) check may read or ask for; the harness builds it.
+
+    The cell's probe (its runtime process) is shared by the cell's validators and reached only through
+    these methods: a validator never speaks the probe protocol itself. A validator declaring
+    `needs_probe = False` gets a context without a runtime, whose probe methods raise `RuntimeError`.
+
+    Attributes:
+        cell: the cell checked (runtime, hardware, backend).
+        package: the model package checked.
+        workdir: a scratch folder of the cell, shared by its validators, deleted after the cell.
+        timing_lock: the machine-wide lock file timed work holds, so two timed checks never measure each other.
+        capabilities_dir: where learned runtime capabilities (e.g. onnxruntime's maximum opsets) are cached.
+    """
 
     cell: Cell
     package: ModelPackage
     workdir: Path
-    probe: "ProbeSession | None" = None
-    _loaded: dict[str, Any] | None = field(default=None, repr=False)
-    _outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    _model: "Path | ConversionError | None" = field(default=None, repr=False)  # model_path(), memoised
+    timing_lock: Path
+    capabilities_dir: Path
 
     @property
     def artifact(self) -> Artifact:
+        """The package's artifact the cell's backend consumes."""
         artifact = self.package.artifact(self.cell.backend.consumes())
         assert artifact is not None, "applies_to() guarantees the backend's artifact exists"
         return artifact
@@ -103,11 +112,7 @@ class ValidationContext:
         """The package's file as exported (what is hashed and scanned); the cell runs `model_path()`."""
         return self.package.resolve(self.artifact.path)
 
-    @property
-    def converts(self) -> bool:
-        """Whether the cell runs a host-made conversion of the artifact (onnxruntime at fp16/bf16/int8)."""
-        return needs_conversion(self.cell.runtime.kind, self.artifact.format, self.cell.backend.precision)
-
+    @abstractmethod
     def model_path(self) -> Path:
         """The file the cell actually runs: the artifact, or its conversion to the backend's precision.
 
@@ -119,36 +124,8 @@ class ValidationContext:
         Raises:
             ConversionError: the model could not be converted (a `ProbeRequestError` with op `convert`).
         """
-        if not self.converts:
-            return self.artifact_path
-        if self._model is None:
-            try:
-                self._model = convert_onnx(self.artifact_path, self.cell.backend.precision,
-                                           self.workdir / "precision")
-            except ConversionError as exc:
-                self._model = exc
-        if isinstance(self._model, ConversionError):
-            raise self._model
-        return self._model
 
-    def _request_load(self, artifact: Path, converted: bool, **options: Any) -> dict[str, Any]:
-        assert self.probe is not None, "this validator declares needs_probe = False"
-        loaded = self.probe.request(
-            "load",
-            artifact=str(artifact),
-            format=self.artifact.format,
-            backend=self.cell.backend.model_dump(mode="json"),
-            input_names=[t.name for t in self.package.manifest.contract.inputs],
-            output_names=[t.name for t in self.package.manifest.contract.outputs],
-            **options,
-        )
-        if converted:
-            # The probe notes that onnxruntime runs a graph as exported: true, and the graph is the conversion.
-            loaded.pop("precision_note", None)
-            loaded["precision"] = self.cell.backend.precision
-            loaded["converted_artifact"] = str(artifact)
-        return loaded
-
+    @abstractmethod
     def load(self) -> dict[str, Any]:
         """Load the model the cell runs (`model_path()`) in the probe, once per probe life.
 
@@ -160,13 +137,8 @@ class ValidationContext:
                 could not be converted to the cell's precision (`ConversionError`, op `convert`).
             ProbeError: the probe crashed, hung or ran out of memory (the check cannot run).
         """
-        if self._loaded is None or self.probe is None or not self.probe.holds(self._loaded.get("token")):
-            assert self.probe is not None, "this validator declares needs_probe = False"
-            self._outputs = None
-            self._loaded = None
-            self._loaded = self._request_load(self.model_path(), self.converts)
-        return self._loaded
 
+    @abstractmethod
     def load_variant(self, artifact: Path | None = None, **options: Any) -> dict[str, Any]:
         """Load another file, or the model the cell runs (`model_path()`) with extra load options.
 
@@ -176,29 +148,40 @@ class ValidationContext:
         Raises:
             ProbeRequestError / ConversionError / ProbeError: as `load()`.
         """
-        assert self.probe is not None, "this validator declares needs_probe = False"
-        self._loaded = None
-        self._outputs = None
-        if artifact is not None:
-            return self._request_load(artifact, False, **options)
-        return self._request_load(self.model_path(), self.converts, **options)
 
+    @abstractmethod
     def run_loaded(self, name: str) -> dict[str, np.ndarray]:
-        """Outputs of one inference on the payload with whatever model the probe holds now (no caching)."""
-        assert self.probe is not None, "this validator declares needs_probe = False"
-        out = self.workdir / f"outputs-{name}.npz"
-        self.probe.request("run", inputs=str(self.package.resolve(self.package.manifest.payload)), outputs=str(out))
-        with np.load(out, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        """Outputs of one inference on the payload with whatever model the probe holds now (no caching).
 
+        Raises:
+            ProbeRequestError / ProbeError: as `load()`.
+        """
+
+    @abstractmethod
     def run_payload(self) -> dict[str, np.ndarray]:
-        """Outputs of one inference on the package's payload, by output name (cached per load)."""
-        loaded = self.load()
-        if self._outputs is None:
-            out = self.workdir / f"outputs-{loaded['token']}.npz"
-            self.probe.request("run", inputs=str(self.package.resolve(self.package.manifest.payload)),
-                               outputs=str(out))
-            with np.load(out, allow_pickle=False) as npz:
-                self._outputs = {k: npz[k] for k in npz.files}
-        return self._outputs
+        """Outputs of one inference on the package's payload, by output name (cached per load).
 
+        Raises:
+            ProbeRequestError / ConversionError / ProbeError: as `load()`.
+        """
+
+    @abstractmethod
+    def request(self, op: str, **args: Any) -> dict[str, Any]:
+        """One other request to the cell's probe, answered in the cell's runtime; returns its reply.
+
+        `op` is one of the probe's operations, e.g. `describe` (runtime version, providers, packages;
+        `distributions=[...]` for their versions), `bench` (timed runs of the loaded model),
+        `kernel_check` (a session on one provider alone, then a run) or `try_load_many` (which of
+        several files load). Tensors travel as `.npz` paths, everything else as JSON.
+
+        Raises:
+            ProbeRequestError / ProbeError: as `load()`.
+        """
+
+    @abstractmethod
+    def installed_version(self, distribution: str) -> str | None:
+        """The version of `distribution` installed in the cell's runtime, without building anything.
+
+        The host's own for a host runtime, an already-built venv's for a venv runtime; None when it is
+        not installed or the venv is not built yet.
+        """

@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from modelcompat.model.package import TensorSpec
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Finding, Outcome, Params, Severity, TensorSpec, ValidationContext, Validator
 
 # Sum-to-one tolerance by the backend's precision (a float32 softmax over thousands of classes is ~1e-6 off).
 _SUM_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "bf16": 3e-2, "int8": 5e-2}

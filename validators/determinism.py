@@ -10,8 +10,7 @@ import os
 import numpy as np
 from pydantic import Field
 
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
 from modelcompat.validators.numerical_parity import effective_precision, tolerance_for
 
 

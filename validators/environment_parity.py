@@ -10,10 +10,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from modelcompat.matrix.cells import Cell
-from modelcompat.model.package import ModelPackage
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 
 # Distributions that provide one runtime kind: a requirement on another kind's library (torch on an
 # onnxruntime cell) is about the other backends of the package, not this cell.
@@ -58,7 +55,6 @@ class EnvironmentParity(Validator):
         return None  # about the environment, whatever artifact the backend consumes
 
     def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
-        assert ctx.probe is not None
         declared = ctx.package.manifest.requirements
         findings: list[Finding] = []
         parsed: list[Requirement] = []
@@ -71,7 +67,7 @@ class EnvironmentParity(Validator):
                                          "`onnxruntime>=1.17,<2` or `python>=3.10`", observed=text))
         wanted = sorted({canonicalize_name(r.name) for r in parsed if canonicalize_name(r.name) != "python"}
                         | set(RUNTIME_DISTS["onnxruntime"]) | {"torch", "numpy"})
-        info = ctx.probe.request("describe", kind=ctx.cell.runtime.kind, distributions=wanted)
+        info = ctx.request("describe", kind=ctx.cell.runtime.kind, distributions=wanted)
         other_kinds = {d for kind, dists in RUNTIME_DISTS.items() if kind != ctx.cell.runtime.kind for d in dists}
         checked = unmet = 0
         for req in parsed:

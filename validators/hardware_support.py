@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from modelcompat.errors import ProbeRequestError
-from modelcompat.model.precision import ConversionError
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import (
+    ConversionError,
+    Finding,
+    Outcome,
+    Params,
+    ProbeRequestError,
+    Severity,
+    ValidationContext,
+    Validator,
+)
 
 _TORCH_DEVICE = {"cpu": "cpu", "cuda": "cuda", "rocm": "cuda"}  # torch's ROCm build answers to "cuda"
 
@@ -39,7 +45,7 @@ class HardwareSupport(Validator):
     def validate(self, ctx: ValidationContext, params: HardwareSupportParams) -> Outcome:
         cell = ctx.cell
         precision = cell.backend.precision
-        info = ctx.probe.request("describe", kind=cell.runtime.kind)
+        info = ctx.request("describe", kind=cell.runtime.kind)
         available = list(info.get("providers") or [])
         runtime = info.get("runtime_version") or cell.runtime.id
         if cell.runtime.kind == "onnxruntime":

@@ -4,8 +4,7 @@ from __future__ import annotations
 import time
 
 from modelcompat.model.hashing import sha256_file
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
 
 
 class Integrity(Validator):

@@ -6,9 +6,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from modelcompat.model.package import TensorSpec
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Finding, Outcome, Params, Severity, TensorSpec, ValidationContext, Validator
 
 UNKNOWN = {"unknown", "", None}
 

@@ -13,29 +13,17 @@ import numpy as np
 from filelock import FileLock, Timeout
 from pydantic import Field
 
-from modelcompat import settings
-from modelcompat.errors import ProbeError
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
-
-TIMING_LOCK_ENV = settings.TIMING_LOCK_ENV
+from modelcompat.validators import Finding, Outcome, Params, ProbeError, Severity, ValidationContext, Validator
 
 
-def timing_lock_path() -> Path:
-    """`$MODELCOMPAT_TIMING_LOCK`, default `<system temp dir>/modelcompat-timing.lock`.
-
-    Deliberately not under $MODELCOMPAT_HOME: two projects (or two Dask workers with different homes) on one
-    machine must still exclude each other. A Prefect global concurrency limit would do the same across
-    machines, but needs a Prefect server, which the embedded CLI/CI default does not run; an OS file lock
-    works for every worker process on one machine, and timing interference only happens on one machine.
-    """
-    return settings.timing_lock_path()
-
-
+# The lock is machine-wide (`ctx.timing_lock`, `$MODELCOMPAT_TIMING_LOCK`, default in the system temp dir), not
+# under $MODELCOMPAT_HOME: two projects (or two Dask workers with different homes) on one machine must still
+# exclude each other. A Prefect global concurrency limit would do the same across machines, but needs a Prefect
+# server, which the embedded CLI/CI default does not run; an OS file lock works for every worker process on one
+# machine, and timing interference only happens on one machine.
 @contextmanager
-def timing_lock(timeout_s: float) -> Iterator[None]:
-    """Hold the machine-wide timing lock; ProbeError `latency.lock_timeout` if it is not free in time."""
-    path = timing_lock_path()
+def timing_lock(path: Path, timeout_s: float) -> Iterator[None]:
+    """Hold the timing lock at `path`; ProbeError `latency.lock_timeout` if it is not free in time."""
     try:
         with FileLock(str(path), timeout=timeout_s):
             yield
@@ -45,9 +33,9 @@ def timing_lock(timeout_s: float) -> Iterator[None]:
                          "this machine)", detail=str(path)) from None
 
 
-def timing_lock_busy() -> bool:
-    """Whether another process holds the timing lock right now (asks without waiting)."""
-    lock = FileLock(str(timing_lock_path()), timeout=0)
+def timing_lock_busy(path: Path) -> bool:
+    """Whether another process holds the timing lock at `path` right now (asks without waiting)."""
+    lock = FileLock(str(path), timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -78,17 +66,17 @@ class Latency(Validator):
     inputs = ("artifact", "manifest.budgets", "payload", "runtime", "hardware", "backend")
     reloads_model = True  # see Validator.reloads_model
 
-    def busy(self) -> bool:
+    def busy(self, ctx: ValidationContext) -> bool:
         # Another cell's timed check holds the lock: let this cell's other checks run meanwhile.
-        return timing_lock_busy()
+        return timing_lock_busy(ctx.timing_lock)
 
     def validate(self, ctx: ValidationContext, params: LatencyParams) -> Outcome:
         payload = ctx.package.resolve(ctx.package.manifest.payload)
-        with timing_lock(params.lock_timeout_s):
+        with timing_lock(ctx.timing_lock, params.lock_timeout_s):
             # A fresh load under the lock: a load made earlier by another validator may have overlapped
             # other work, and its time is part of what this check measures.
             loaded = ctx.load_variant()
-            bench = ctx.probe.request(
+            bench = ctx.request(
                 "bench", inputs=str(payload), warmup=params.warmup, iterations=params.iterations,
                 min_time_s=params.min_time_s, max_iterations=params.max_iterations,
                 concurrency=params.concurrency, throughput_time_s=params.throughput_time_s)

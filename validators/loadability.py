@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import re
 
-from modelcompat.errors import ProbeRequestError
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Finding, Outcome, Params, ProbeRequestError, Severity, ValidationContext, Validator
 
 # The runtime's own error text is the most precise diagnosis there is: classify it, keep it verbatim.
 _CLASSIFIERS: list[tuple[str, str, str]] = [

@@ -9,10 +9,18 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from modelcompat.matrix.cells import Cell
-from modelcompat.model.package import Manifest, ModelPackage, Tolerance
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import (
+    Cell,
+    Finding,
+    Manifest,
+    ModelPackage,
+    Outcome,
+    Params,
+    Severity,
+    Tolerance,
+    ValidationContext,
+    Validator,
+)
 
 # Floors applied on top of the manifest's global tolerance when the backend or the output runs at a lower
 # precision: fp16 has a 2^-11 unit roundoff (≈ 5e-4) that accumulates over layers; bf16 has 2^-8 (≈ 4e-3).

@@ -9,10 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from modelcompat.matrix.cells import Cell
-from modelcompat.model.package import ModelPackage
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 
 # onnxruntime: "Could not find an implementation for Erf(13) node with name 'node_erf'"
 _MISSING_KERNEL = re.compile(r"Could not find an implementation for (?P<op>[\w.]+)\((?P<opset>\d+)\) node with name "
@@ -89,7 +86,6 @@ class OperatorCoverage(Validator):
         return super().applies_to(cell, package)
 
     def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
-        assert ctx.probe is not None
         try:
             graph = _Graph(str(ctx.artifact_path))
         except Exception as exc:
@@ -99,9 +95,9 @@ class OperatorCoverage(Validator):
                 remediation="re-export the model; see the loadability report")])
         provider = ctx.cell.backend.provider or "CPUExecutionProvider"
         # The model the cell runs: the fp16/bf16/int8 conversion on such cells, else the artifact.
-        result = ctx.probe.request("kernel_check", artifact=str(ctx.model_path()),
-                                   backend=ctx.cell.backend.model_dump(mode="json"),
-                                   inputs=str(ctx.package.resolve(ctx.package.manifest.payload)))
+        result = ctx.request("kernel_check", artifact=str(ctx.model_path()),
+                             backend=ctx.cell.backend.model_dump(mode="json"),
+                             inputs=str(ctx.package.resolve(ctx.package.manifest.payload)))
         runtime = result.get("runtime_version") or ctx.cell.runtime.id
         metrics = {"nodes_total": float(len(graph.nodes)), "nodes_unsupported": 0.0}
         findings: list[Finding] = []

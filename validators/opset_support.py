@@ -14,26 +14,16 @@ from typing import Any
 from filelock import FileLock
 from pydantic import Field
 
-from modelcompat import settings
-from modelcompat.matrix.cells import Cell
-from modelcompat.model.package import ModelPackage
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 
 # Bump when what is probed or how changes: cached capabilities of another version are re-learned.
 CAPABILITY_FORMAT = 1
 OPSET_CANDIDATES: dict[str, range] = {"ai.onnx": range(7, 31), "ai.onnx.ml": range(1, 9)}
 IR_CANDIDATES = range(3, 16)
-CAPABILITIES_ENV = settings.CAPABILITIES_ENV
 
 
 class OpsetSupportParams(Params):
     relearn: bool = Field(False, description="Probe the runtime again instead of using its cached capabilities.")
-
-
-def capabilities_dir() -> Path:
-    """`$MODELCOMPAT_CAPABILITIES`, default `capabilities/` in the env cache (shared like the venvs)."""
-    return settings.capabilities_dir()
 
 
 def domain_name(domain: str) -> str:
@@ -83,11 +73,12 @@ def _max_contiguous(accepted: set[int], candidates: range) -> int | None:
 
 
 def learn_capabilities(ctx: ValidationContext, relearn: bool = False) -> dict[str, Any]:
-    """The cell's onnxruntime maxima: `{"version", "max_ir_version", "max_opset": {domain: n}, ...}`, cached."""
-    assert ctx.probe is not None
-    info = ctx.probe.request("describe", kind="onnxruntime")
+    """The cell's onnxruntime maxima: `{"version", "max_ir_version", "max_opset": {domain: n}, ...}`, cached
+    in `ctx.capabilities_dir` (`$MODELCOMPAT_CAPABILITIES`, default `capabilities/` in the env cache: shared
+    like the venvs)."""
+    info = ctx.request("describe", kind="onnxruntime")
     version = str(info.get("version"))
-    folder = capabilities_dir()
+    folder = ctx.capabilities_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"onnxruntime-{re.sub(r'[^A-Za-z0-9_.+-]', '_', version)}.json"
     with FileLock(str(path) + ".lock", timeout=600):  # concurrent cells of one runtime learn it once
@@ -99,7 +90,7 @@ def learn_capabilities(ctx: ValidationContext, relearn: bool = False) -> dict[st
             except (OSError, ValueError):
                 pass
         models = _probe_models(ctx.workdir / "opset-probe")
-        result = ctx.probe.request("try_load_many", paths=list(models))
+        result = ctx.request("try_load_many", paths=list(models))
         accepted: dict[str, set[int]] = {}
         refusals: dict[str, str] = {}
         for item in result["results"]:
@@ -126,10 +117,10 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
 
-def oldest_supporting(what: str, value: int) -> str | None:
+def oldest_supporting(folder: Path, what: str, value: int) -> str | None:
     """The oldest onnxruntime learned on this machine that accepts `value` (an IR version or a domain's opset)."""
     best: str | None = None
-    for path in capabilities_dir().glob("onnxruntime-*.json"):
+    for path in folder.glob("onnxruntime-*.json"):
         try:
             caps = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -142,8 +133,8 @@ def oldest_supporting(what: str, value: int) -> str | None:
     return best
 
 
-def _newer_runtime(what: str, value: int, current: str) -> str:
-    version = oldest_supporting(what, value)
+def _newer_runtime(folder: Path, what: str, value: int, current: str) -> str:
+    version = oldest_supporting(folder, what, value)
     if version and _version_key(version) > _version_key(current):
         return f"onnxruntime >= {version} (the oldest release learned on this machine that accepts it)"
     return f"an onnxruntime newer than {current}"
@@ -192,7 +183,7 @@ class OpsetSupport(Validator):
                     observed=str(model.ir_version), expected=f"<= {max_ir}",
                     remediation=f"re-export with IR version <= {max_ir} (an older onnx package, or set "
                                 f"model.ir_version = {max_ir} if no newer IR feature is used), or use "
-                                + _newer_runtime("ir", model.ir_version, current)))
+                                + _newer_runtime(ctx.capabilities_dir, "ir", model.ir_version, current)))
         for domain, version in sorted(model_opsets(model).items()):
             key = _metric_name(domain)
             metrics[f"opset_{key}"] = float(version)
@@ -209,5 +200,5 @@ class OpsetSupport(Validator):
                             f"accepts {domain} opset <= {limit}",
                     observed=f"{domain} {version}", expected=f"{domain} <= {limit}",
                     remediation=f"re-export with opset <= {limit} ({how}), or use "
-                                + _newer_runtime(domain, version, current)))
+                                + _newer_runtime(ctx.capabilities_dir, domain, version, current)))
         return Outcome(metrics=metrics, findings=findings, runtime_version=f"onnxruntime {current}")

@@ -32,7 +32,7 @@ class LoadFailure:
 def check_validator_class(name: str, obj: object) -> str | None:
     """Why `obj` is not a valid validator registered as `name`, or None when it is."""
     if not (inspect.isclass(obj) and issubclass(obj, Validator)):
-        return f"{obj!r} is not a subclass of modelcompat.validators.base.Validator"
+        return f"{obj!r} is not a subclass of modelcompat.validators.Validator"
     if inspect.isabstract(obj):
         return f"{obj.__name__} does not implement validate()"
     for attr in ("name", "version", "description", "inputs"):
@@ -45,6 +45,8 @@ def check_validator_class(name: str, obj: object) -> str | None:
         return f"{obj.__name__}.Params must be a pydantic model"
     if params.model_config.get("extra") != "forbid":
         return f"{obj.__name__}.Params must refuse unknown keys (model_config extra='forbid')"
+    if obj.gate and obj.needs_probe:
+        return f"{obj.__name__} is a gate, which runs before the runtime exists: set needs_probe = False"
     return None
 
 

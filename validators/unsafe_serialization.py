@@ -11,16 +11,12 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from modelcompat import settings
-from modelcompat.matrix.cells import Cell
-from modelcompat.results.report import Finding, Outcome, Severity
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
 
 # What a tensor checkpoint legitimately needs to rebuild itself. Anything else is refused: an allowlist,
 # because a denylist (os.system, eval, …) is always one gadget short.
@@ -393,21 +389,12 @@ def torch_bypass_finding(torch_version: str, severity: Severity) -> Finding | No
                     "scan passes and that come from a trusted source")
 
 
-def cell_torch_version(cell: Cell) -> str | None:
+def cell_torch_version(ctx: ValidationContext) -> str | None:
     """The torch the cell runs, without building anything: the host's, a built venv's, or an exact pin."""
-    runtime = cell.runtime
-    if runtime.env == "host":
-        try:
-            return metadata.version("torch")
-        except metadata.PackageNotFoundError:
-            return None
-    from modelcompat.runtime.environments import existing_env, resolved_versions
-
-    env = existing_env(runtime, settings.env_cache())  # an already-built venv, if any; never builds one
-    resolved = resolved_versions(env).get("torch") if env is not None else None
-    if resolved:
-        return str(resolved)
-    for req in runtime.requirements:
+    installed = ctx.installed_version("torch")
+    if installed or ctx.cell.runtime.env == "host":
+        return installed
+    for req in ctx.cell.runtime.requirements:
         match = re.fullmatch(r"\s*torch\s*===?\s*([0-9][^\s;,]*)\s*", req)
         if match:
             return match.group(1)
@@ -423,6 +410,7 @@ class UnsafeSerialization(Validator):
     Params = UnsafeSerializationParams
     inputs = ("artifact", "runtime", "backend")
     needs_probe = False
+    gate = True  # see Validator.gate: an artifact that fails this scan is never loaded (issue 3)
 
     def validate(self, ctx: ValidationContext, params: UnsafeSerializationParams) -> Outcome:
         scanner = _Scanner(params)
@@ -432,7 +420,7 @@ class UnsafeSerialization(Validator):
         if ctx.artifact.format == "onnx":
             findings += check_external_data(path, ctx.package.root)
         elif ctx.cell.runtime.kind == "torch":
-            version = cell_torch_version(ctx.cell)
+            version = cell_torch_version(ctx)
             if version is not None:
                 bypass = torch_bypass_finding(version, Severity(params.torch_bypass_severity))
                 if bypass is not None:

@@ -14,10 +14,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from modelcompat import settings
 from modelcompat.errors import EnvironmentBuildError, ProbeError, ProbeRequestError
+from modelcompat.execution.context import CellContext
 from modelcompat.matrix.cells import Cell, RuntimeSpec
 from modelcompat.model.package import ModelPackage, load_package
 from modelcompat.planning.cache_keys import cache_key, input_components
@@ -122,42 +125,38 @@ def run_validator(validator: Validator, ctx: ValidationContext, params: Any, job
                    duration_s=time.perf_counter() - t0, started_at=started)
 
 
-# Issue 3: an artifact that fails `unsafe_serialization` is never loaded by any other validator.
-GATE = "unsafe_serialization"
+def _run_gates(runnable: list[tuple[Validator, Any]], job: CellJob, ctx: ValidationContext, evidence: Evidence,
+               reports: dict[str, Report]) -> tuple[list[tuple[Validator, Any]], dict[str, Report]]:
+    """Run the selected gate validators (`Validator.gate`, e.g. `unsafe_serialization`) first, before any
+    runtime exists; if one does not pass, every validator that needs the probe is reported `skipped`
+    (`<name>.blocked`) and dropped from `runnable`. Returns what is left to run and the gates' reports.
 
-
-def _run_gate(runnable: list[tuple[Validator, Any]], job: CellJob, package: ModelPackage, workdir: Path,
-              evidence: Evidence, reports: dict[str, Report]) -> tuple[list[tuple[Validator, Any]], Report | None]:
-    """Run the static `unsafe_serialization` scan first (when selected); if it does not pass, every validator
-    that needs the probe is reported `skipped` (`<name>.blocked`) and dropped from `runnable`.
-
-    Fails closed: a scan that errors blocks too. Blocked reports carry no cache key, so they are never
-    reused once the scan passes (e.g. after the artifact is fixed or the allowlist extended).
+    Fails closed: a gate that errors blocks too. Blocked reports carry no cache key, so they are never
+    reused once the gates pass (e.g. after the artifact is fixed or the allowlist extended).
     """
-    gate = next(((v, p) for v, p in runnable if v.name == GATE), None)
-    if gate is None:
-        return runnable, None
-    ctx = ValidationContext(cell=job.cell, package=package, workdir=workdir, probe=None)
-    report = run_validator(gate[0], ctx, gate[1], job, evidence, None)
-    if report.status not in (Status.FAIL, Status.ERROR):
-        return runnable, report
-    why = "; ".join(f.message for f in report.findings if f.severity == Severity.ERROR) or report.status.value
+    done = {v.name: run_validator(v, ctx, p, job, evidence, None) for v, p in runnable if v.gate}
+    failed = [r for r in done.values() if r.status in (Status.FAIL, Status.ERROR)]
+    if not failed:
+        return runnable, done
+    why = "; ".join(f"blocked by {r.validator}: "
+                    + ("; ".join(f.message for f in r.findings if f.severity == Severity.ERROR) or r.status.value)
+                    for r in failed)
     for validator, _ in runnable:
         if validator.needs_probe:
             reports[validator.name] = skipped_report(job, validator.name, validator.version,
-                                                     f"{validator.name}.blocked",
-                                                     f"blocked by {GATE}: {why}"[:2000])
-    return [(v, p) for v, p in runnable if not v.needs_probe], report
+                                                     f"{validator.name}.blocked", why[:2000])
+    return [(v, p) for v, p in runnable if not v.needs_probe], done
 
 
-def run_order(runnable: list[tuple[Validator, Any]]) -> Iterator[tuple[Validator, Any]]:
+def run_order(runnable: list[tuple[Validator, Any]], ctx: ValidationContext) -> Iterator[tuple[Validator, Any]]:
     """The order a cell's checks run in.
 
     The checks sharing the cell's model load run first, then those loading a variant of their own
     (`Validator.reloads_model`), so the shared load happens once. Within each group, checks that may
     have to wait for something shared (they implement `Validator.busy`, e.g. latency and the timing
     lock) go first, so that work is left to do if they must wait. A check that would wait now is put
-    off; it is asked again before each later check and runs as soon as it would not wait, or last.
+    off; it is asked again before each later check (`busy(ctx)`) and runs as soon as it would not wait,
+    or last.
     """
     def key(item: tuple[Validator, Any]) -> tuple[bool, bool]:
         return bool(getattr(item[0], "reloads_model", False)), not _may_wait(item[0])
@@ -165,11 +164,11 @@ def run_order(runnable: list[tuple[Validator, Any]]) -> Iterator[tuple[Validator
     queue = deque(sorted(runnable, key=key))
     put_off: deque[tuple[Validator, Any]] = deque()
     while queue:
-        if put_off and not _busy(put_off[0][0]):
+        if put_off and not _busy(put_off[0][0], ctx):
             yield put_off.popleft()
             continue
         item = queue.popleft()
-        if queue and _busy(item[0]):  # the last check is not asked: it would only wait anyway
+        if queue and _busy(item[0], ctx):  # the last check is not asked: it would only wait anyway
             put_off.append(item)
             continue
         yield item
@@ -181,9 +180,9 @@ def _may_wait(validator: Validator) -> bool:
     return getattr(type(validator), "busy", Validator.busy) is not Validator.busy
 
 
-def _busy(validator: Validator) -> bool:
+def _busy(validator: Validator, ctx: ValidationContext) -> bool:
     try:
-        return bool(validator.busy())
+        return bool(validator.busy(ctx))
     except Exception:  # a broken hook must not stop the cell: the check then just runs in its turn
         return False
 
@@ -232,7 +231,10 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
         probe: ProbeSession | None = None
         env: RuntimeEnv | None = existing_env(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
         evidence, runtime_version = base_evidence, None
-        runnable, gate_report = _run_gate(runnable, job, package, Path(tmp), base_evidence, reports)  # issue 3
+        # What the run knows, for every validator of the cell: gates see the environment as already built.
+        context = partial(CellContext, cell=job.cell, package=package, workdir=Path(tmp),
+                          timing_lock=settings.timing_lock_path(), capabilities_dir=settings.capabilities_dir())
+        runnable, gate_reports = _run_gates(runnable, job, context(env=env), base_evidence, reports)
         try:
             if any(v.needs_probe for v, _ in runnable):
                 env = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
@@ -258,10 +260,10 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
                                                       evidence=Evidence(worker=base_evidence.worker))
             runnable = [(v, p) for v, p in runnable if not v.needs_probe]
         try:
-            ctx = ValidationContext(cell=job.cell, package=package, workdir=Path(tmp), probe=probe)
-            for validator, params in run_order(runnable):
-                if validator.name == GATE and gate_report is not None:
-                    report = gate_report  # already run first by _run_gate
+            ctx = context(probe=probe, env=env)
+            for validator, params in run_order(runnable, ctx):
+                if validator.name in gate_reports:
+                    report = gate_reports[validator.name]  # already run first by _run_gates
                 else:
                     report = run_validator(validator, ctx, params, job, evidence, runtime_version)
                 # The key is computed where the environment really is (this worker), from what it resolved to.

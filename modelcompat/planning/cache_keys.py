@@ -30,7 +30,7 @@ _KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("tor
 # because they cannot change a result: `faults` (test-only fault injection), `zygote` (process set-up: a
 # forked probe serves exactly as a fresh one), `__init__` (a docstring) and the entry script (arguments).
 _AGENT = "modelcompat_probe_agent"
-_SHARED_CODE = ("modelcompat.validators.base", "modelcompat.model.precision",
+_SHARED_CODE = ("modelcompat.validators.base", "modelcompat.execution.context", "modelcompat.model.precision",
                 *(f"{_AGENT}.{m}" for m in ("protocol", "common", "environment", "onnx_ops", "torch_ops", "inference",
                                              "bench")))
 _AGENT_UNKEYED = ("faults", "zygote", "__init__")

@@ -1,8 +1,23 @@
-"""The harness's order of a cell's checks: shared-load checks before reloading ones; a check that would
-have to wait goes behind the others, once."""
+"""The harness: the order of a cell's checks (shared-load checks before reloading ones; a check that would
+have to wait goes behind the others, once), and gates (`Validator.gate`) blocking every probe-using check."""
 from __future__ import annotations
 
-from modelcompat.execution.harness import run_order
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from filelock import FileLock
+
+from modelcompat.execution.harness import CellJob, check_cell, run_order
+from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
+from modelcompat.validators.registry import Registry
+from support.pkgvariants import HOST_ORT
+
+# run_order hands the context to `busy(ctx)`; the stand-in checks below only record it.
+CTX = SimpleNamespace(timing_lock=Path("/nonexistent/timing.lock"))
 
 
 class _Check:
@@ -15,16 +30,18 @@ class _Check:
         self._answers = list(busy_answers or [])
         self._broken = broken
         self.asked = 0
+        self.seen: list[object] = []
 
-    def busy(self) -> bool:
+    def busy(self, ctx) -> bool:
         self.asked += 1
+        self.seen.append(ctx)
         if self._broken:
             raise RuntimeError("hook bug")
         return self._answers.pop(0) if self._answers else False
 
 
 def _order(checks: list[_Check]) -> list[str]:
-    return [v.name for v, _ in run_order([(c, None) for c in checks])]
+    return [v.name for v, _ in run_order([(c, None) for c in checks], CTX)]
 
 
 def test_a_busy_check_runs_as_soon_as_it_would_not_wait() -> None:
@@ -37,6 +54,7 @@ def test_a_check_still_busy_when_nothing_else_is_left_runs_last() -> None:
     latency = _Check("latency", [True, True, True, True])
     assert _order([latency, _Check("a"), _Check("b")]) == ["a", "b", "latency"]
     assert latency.asked == 3  # at its turn, before b, and after b: then nothing else is left
+    assert latency.seen == [CTX] * 3  # asked about the cell's context each time
 
 
 def test_the_last_check_is_not_asked_it_would_only_wait_anyway() -> None:
@@ -55,16 +73,117 @@ def test_checks_that_load_their_own_variant_run_after_those_sharing_the_cells_lo
     assert _order(checks) == ["data_contract", "io_contract", "loadability", "determinism", "latency"]
 
 
-def test_in_the_real_registry_latency_leads_the_reloading_checks() -> None:
+def test_in_the_real_registry_latency_leads_the_reloading_checks(tmp_path) -> None:
     """Latency may have to wait for the timing lock: it goes first among the checks that reload the
     model, so determinism and hardware_support are left to run if it must wait."""
-    from modelcompat.validators.registry import Registry
-
     registry = Registry.discover()
     names = ["data_contract", "determinism", "hardware_support", "io_contract", "latency", "loadability"]
     runnable = [(registry.validators[n](), None) for n in names]
-    assert [v.name for v, _ in run_order(runnable)] == [
+    ctx = SimpleNamespace(timing_lock=tmp_path / "timing.lock")  # free: latency does not wait
+    assert [v.name for v, _ in run_order(runnable, ctx)] == [
         "data_contract", "io_contract", "loadability", "latency", "determinism", "hardware_support"]
+
+
+
+def test_latency_asks_the_timing_lock_its_context_names(tmp_path) -> None:
+    """`busy(ctx)` looks at `ctx.timing_lock`: taken there (by another process) -> busy; another path -> not."""
+    held = tmp_path / "held.lock"
+    code = ("import sys; from pathlib import Path; from types import SimpleNamespace; "
+            "from modelcompat.validators.latency import Latency; "
+            "print(Latency().busy(SimpleNamespace(timing_lock=Path(sys.argv[1]))))")
+    with FileLock(str(held)):
+        out = [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                              check=True).stdout.strip() for path in (held, tmp_path / "free.lock")]
+    assert out == ["True", "False"]
+
+
+# Test-only gates: static checks whose verdict is their class attribute, and a probe-using check that records
+# whether it ran. Runs go through the real harness on the demo package with a registry of just these.
+class _Gate(Validator):
+    version = "1"
+    description = "Test only: a gate that passes or fails as told."
+    inputs = ("artifact",)
+    needs_probe = False
+    gate = True
+    verdict = "pass"
+    ran: ClassVar[list[str]] = []
+
+    def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        type(self).ran.append(self.name)
+        if self.verdict == "crash":
+            raise RuntimeError("gate bug")
+        if self.verdict == "fail":
+            return Outcome(findings=[Finding(code=f"{self.name}.refused", severity=Severity.ERROR,
+                                             message=f"{self.name} refuses {ctx.artifact.path}")])
+        return Outcome()
+
+
+class GateA(_Gate):
+    name = "gate_a"
+
+
+class GateB(_Gate):
+    name = "gate_b"
+
+
+class Static(Validator):
+    name = "static"
+    version = "1"
+    description = "Test only: a check without a probe (never blocked)."
+    inputs = ("artifact",)
+    needs_probe = False
+
+    def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        return Outcome(metrics={"ran": 1.0})
+
+
+class Loads(Validator):
+    name = "loads"
+    version = "1"
+    description = "Test only: loads the model in the cell's probe."
+    inputs = ("artifact", "runtime")
+
+    def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        return Outcome(metrics={"load_time_ms": float(ctx.load()["load_time_ms"])})
+
+
+def _check(demo_package, verdicts: dict[str, str], monkeypatch) -> dict[str, object]:
+    for cls in (GateA, GateB):
+        monkeypatch.setattr(cls, "verdict", verdicts.get(cls.name, "pass"))
+        monkeypatch.setattr(cls, "ran", [])
+    registry = Registry({c.name: c for c in (GateA, GateB, Static, Loads)}, {})
+    job = CellJob(cell=HOST_ORT, package_root=str(demo_package.root), validators=tuple(sorted(registry.validators)),
+                  run_id="test")
+    return {r.validator: r for r in check_cell(job, registry)}
+
+
+def test_gates_that_pass_let_every_check_run_and_each_gate_runs_once(demo_package, monkeypatch) -> None:
+    reports = _check(demo_package, {}, monkeypatch)
+    assert {n: r.status.value for n, r in reports.items()} == {
+        "gate_a": "pass", "gate_b": "pass", "loads": "pass", "static": "pass"}
+    assert reports["loads"].metrics["load_time_ms"] > 0  # the probe was started and loaded the model
+    assert GateA.ran == ["gate_a"] and GateB.ran == ["gate_b"]  # run first, not again in the cell's loop
+
+
+@pytest.mark.parametrize(("verdicts", "blocked_by"), [
+    ({"gate_a": "fail"}, ["gate_a"]),
+    ({"gate_b": "crash"}, ["gate_b"]),  # fails closed: a gate that errors blocks too
+    ({"gate_a": "fail", "gate_b": "fail"}, ["gate_a", "gate_b"]),
+], ids=["one gate fails", "a gate errors", "both gates fail"])
+def test_any_failing_gate_blocks_the_probe_using_checks(demo_package, monkeypatch, verdicts, blocked_by) -> None:
+    reports = _check(demo_package, verdicts, monkeypatch)
+    loads = reports["loads"]
+    assert loads.status.value == "skipped" and [f.code for f in loads.findings] == ["loads.blocked"]
+    assert [part.split(":")[0] for part in loads.findings[0].message.split("blocked by ")[1:]] == blocked_by
+    assert loads.cache_key is None  # never reused once the gates pass
+    assert reports["static"].status.value == "pass"  # checks without a probe still run
+    for name in ("gate_a", "gate_b"):
+        assert reports[name].status.value == {"fail": "fail", "crash": "error"}.get(verdicts.get(name), "pass")
+
+
+def test_the_message_of_one_failing_gate_names_it_and_its_findings(demo_package, monkeypatch) -> None:
+    reports = _check(demo_package, {"gate_b": "fail"}, monkeypatch)
+    assert reports["loads"].findings[0].message == "blocked by gate_b: gate_b refuses model.onnx"
 
 
 def _zygotes_of_this_process(kind: str) -> set[int]:
