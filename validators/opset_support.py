@@ -6,7 +6,6 @@ runtime version by loading tiny models in the cell's probe, and cached on disk.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from filelock import FileLock
 from pydantic import Field
 
+from modelcompat.files.atomic import write_text
 from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 
 # Bump when what is probed or how changes: cached capabilities of another version are re-learned.
@@ -107,9 +107,8 @@ def learn_capabilities(ctx: ValidationContext, relearn: bool = False) -> dict[st
             "max_opset": {d: _max_contiguous(accepted.get(d, set()), r) for d, r in OPSET_CANDIDATES.items()},
             "first_refusal": refusals,  # the runtime's own words, for the report
         }
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(caps, indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        # atomic (a unique temporary name: two workers learning one version never collide); a cache: no fsync
+        write_text(path, json.dumps(caps, indent=2, sort_keys=True), durable=False)
         return caps
 
 

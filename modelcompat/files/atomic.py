@@ -53,19 +53,44 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb", *, durable: bo
             out.flush()
             if durable:
                 os.fsync(out.fileno())  # durable before visible: never a committed name on an empty file
-        if exclusive:
-            os.link(tmp, final)  # atomic create-if-absent; FileExistsError when another writer won
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, final)
+        _publish(tmp, final, exclusive=exclusive)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
     if durable:
         fsync_dir(final.parent)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = True, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a temporary path for a tool that writes files by name (a converter); it becomes ``path`` on a clean exit.
+
+    The tool must have created the file by then. Same guarantees as :func:`atomic_output`.
+    """
+    final = Path(path)
+    tmp = temp_name(final)
+    try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _publish(tmp, final, exclusive=exclusive)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(final.parent)
+
+
+def _publish(tmp: Path, final: Path, *, exclusive: bool) -> None:
+    if exclusive:
+        os.link(tmp, final)  # atomic create-if-absent; FileExistsError when another writer won
+        os.unlink(tmp)
+    else:
+        os.replace(tmp, final)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True, exclusive: bool = False,

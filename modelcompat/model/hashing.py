@@ -49,16 +49,14 @@ def _load_disk_cache() -> dict[str, str]:
 
 def _save_disk_cache(entries: dict[str, str]) -> None:
     import json
-    import os
-    import tempfile
+
+    from modelcompat.files.atomic import write_text
 
     path = _cache_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hash-cache-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(entries, fh)
-        os.replace(tmp, path)  # atomic: concurrent runs may lose an entry, never corrupt the file
+        # atomic: concurrent runs may lose an entry, never corrupt the file; a cache needs no fsync
+        write_text(path, json.dumps(entries), durable=False, perm=0o600)
     except OSError:
         pass  # the cache is an optimisation only
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from modelcompat.errors import ProbeRequestError
+from modelcompat.files.atomic import atomic_path
 from modelcompat.model.hashing import sha256_file
 
 CONVERTED = ("fp16", "bf16", "int8")
@@ -133,12 +133,9 @@ def convert_onnx(src: Path, precision: str, dest_dir: Path) -> Path:
     dest = dest_dir / f"{src.stem}.{digest}.{precision}.onnx"
     if dest.is_file():
         return dest
-    tmp = dest_dir / f".{dest.stem}.{os.getpid()}.tmp.onnx"
     try:
-        _write(src, precision, tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest, durable=False) as tmp:  # a cache: atomic is enough, no fsync
+            _write(src, precision, tmp)
     except Exception as exc:  # the converter's refusal is a finding about this model
         raise ConversionError(precision, src, exc) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest

@@ -7,8 +7,6 @@ file lock so concurrent writers (a registration and a verdict write-back) never 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,6 +17,7 @@ from filelock import FileLock
 
 from modelcompat import settings
 from modelcompat.errors import InputError
+from modelcompat.files.atomic import write_text
 from modelcompat.model.package import load_package
 
 EVENT_REGISTERED = "model.version.registered"
@@ -50,10 +49,8 @@ class LocalRegistry:
         with FileLock(str(self.root / f".{name}.lock"), timeout=60):
             data = self._read(name)
             yield data
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{name}-")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
-            os.replace(tmp, self._path(name))
+            # The registry is the source of truth: durable, and private to its owner as before (0600).
+            write_text(self._path(name), json.dumps(data, indent=2, sort_keys=True), perm=0o600)
 
     def models(self) -> list[str]:
         return sorted(p.stem for p in self.root.glob("*.json")) if self.root.is_dir() else []

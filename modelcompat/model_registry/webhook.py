@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from modelcompat import settings
+from modelcompat.files.atomic import write_text
 from modelcompat.model_registry.local import (
     EVENT_ALIAS_SET,
     EVENT_REGISTERED,
@@ -107,9 +107,8 @@ class DeliveryLog:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps({"id": k, "t": t}) + "\n" for k, t in self._seen.items()))
-        os.replace(tmp, self.path)
+        # Durable: after a crash the ids seen so far must still refuse their replays.
+        write_text(self.path, "".join(json.dumps({"id": k, "t": t}) + "\n" for k, t in self._seen.items()))
 
     def reserve(self, delivery_id: str) -> bool:
         """Record the id; False when it was already seen (a replay)."""

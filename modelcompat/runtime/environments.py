@@ -22,7 +22,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,6 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from modelcompat import settings
 from modelcompat.errors import EnvironmentBuildError
+from modelcompat.files.atomic import write_text
 from modelcompat.matrix.cells import RuntimeSpec
 
 MARKER = "modelcompat-env.json"
@@ -153,9 +153,8 @@ def _build(root: Path, runtime: RuntimeSpec, spec_hash: str, pins: tuple[str, ..
     if pins is not None:
         marker["pins"] = list(pins)
         marker["pins_hash"] = pins_hash(pins)
-    tmp = root / (MARKER + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True))
-    os.replace(tmp, root / MARKER)  # atomic: readers see no marker or a whole one
+    # atomic: readers see no marker or a whole one (a cache, like the venv it vouches for: no fsync)
+    write_text(root / MARKER, json.dumps(marker, indent=2, sort_keys=True), durable=False)
 
 
 # --- floating requirements: resolve to exact pins, cache the resolution with a TTL ---------------------------
@@ -227,9 +226,8 @@ def _write_resolution(path: Path, runtime: RuntimeSpec, resolution: Resolution) 
         "resolved_at": resolution.resolved_at,
         "resolved": datetime.fromtimestamp(resolution.resolved_at, timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)  # atomic: readers see the old resolution or the new one, whole
+    # atomic: readers see the old resolution or the new one, whole (a cache with a TTL: no fsync)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True), durable=False)
 
 
 def _compile(runtime: RuntimeSpec) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelcompat.files.atomic import TMP_PREFIX, atomic_output, temp_name, write_bytes, write_text
+from modelcompat.files.atomic import TMP_PREFIX, atomic_output, atomic_path, temp_name, write_bytes, write_text
 
 _OLD = b"old\n" * 1000
 
@@ -94,3 +94,18 @@ def test_temporary_names_stay_beside_the_target_and_out_of_globs(tmp_path: Path)
     assert temp_name(tmp_path / "a.json") != tmp
     with pytest.raises(ValueError, match="mode"), atomic_output(tmp_path / "x", "a"):
         pass
+
+
+def test_atomic_path_for_tools_that_write_by_name(tmp_path: Path) -> None:
+    target = tmp_path / "model.onnx"
+    with atomic_path(target, durable=False) as tmp:
+        assert tmp.parent == tmp_path and not target.exists()
+        tmp.write_bytes(b"converted")
+    assert target.read_bytes() == b"converted"
+    with pytest.raises(OSError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError("converter died")
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "never.onnx"):
+        pass  # the tool wrote nothing: nothing is published
+    assert target.read_bytes() == b"converted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
