@@ -54,19 +54,24 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
     @dataclass(frozen=True)
     class Job:
         cell: Cell
+        total: int  # cells in this run
 
-    def job(cid):
-        return Job(Cell(cid, Hardware({})))
+    def job(cid, total=1):
+        return Job(Cell(cid, Hardware({})), total)
 
     def started(j):
         gate = os.environ["GATE"]
-        with open(os.path.join(gate, "order"), "a") as f:
+        order = os.path.join(gate, "order")
+        with open(order, "a") as f:
             f.write(j.cell.id + "\\n")
-        while not os.path.exists(os.path.join(gate, "go")):
+        # A cell ends once "go" exists and the cell handed out after it has started (or it is the last):
+        # a worker that frees up can then never start its next cell before the other worker has written
+        # down the cell it was handed before. Causal, so a slow machine cannot reorder the file.
+        while True:
+            seen = open(order).read().split()
+            if os.path.exists(os.path.join(gate, "go")) and len(seen) >= min(seen.index(j.cell.id) + 2, j.total):
+                break
             time.sleep(0.02)
-        # Hold each cell a moment: a worker that finished its cell at once could otherwise start the next
-        # one before the other worker has even written down the cell it was handed at the same time.
-        time.sleep(0.3)
         return {"cell": j.cell.id, "gx_preloaded": "great_expectations" in sys.modules,
                 "late_variable": os.environ.get("SET_AFTER_FORKSERVER")}
 
@@ -81,9 +86,13 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
         os.remove(os.path.join(gate, "go"))
         os.remove(os.path.join(gate, "order"))
         with DaskCellRunner(workers=2) as runner:
-            jobs = [job(c) for c in ["c5", "c4", "c3", "c2", "c1"]]
+            jobs = [job(c, 5) for c in ["c5", "c4", "c3", "c2", "c1"]]
             runner.submit_cells(started, jobs, preload=preload)
-            time.sleep(1.5)  # both workers hold their first cell; the rest wait on the scheduler
+            # Both workers hold their first cell (each wrote it down; none ends before "go"): look at the
+            # scheduler now, while the rest wait there.
+            while not (os.path.exists(os.path.join(gate, "order"))
+                       and len(open(os.path.join(gate, "order")).read().split()) >= 2):
+                time.sleep(0.02)
             out["held"] = runner.client.run_on_scheduler(lambda dask_scheduler: {
                 "queued": len(dask_scheduler.queued),
                 "processing": sorted(len(w.processing) for w in dask_scheduler.workers.values())})
@@ -112,10 +121,10 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     # Queued on the scheduler, one cell per worker: a free worker takes the next cell at once, none
     # waits behind a busy worker for work stealing.
     assert out["held"] == {"queued": 3, "processing": [1, 1]}
-    # Handed out in the order given (the flow gives them longest first), not by name: two at a time,
-    # one per worker, so within a pair the start order is a race.
+    # Handed out in the order given (the flow gives them longest first), not by name: the first two at
+    # once, one per worker (their start order is a race), then each to the worker that frees up.
     order = out["order"]
-    assert set(order[:2]) == {"c5", "c4"} and set(order[2:4]) == {"c3", "c2"} and order[4] == "c1"
+    assert set(order[:2]) == {"c5", "c4"} and order[2:5] == ["c3", "c2", "c1"]
 
     # Workers are forked from a forkserver that imported the validators' preloads once; the one a
     # first run started without them was restarted for the run that needs them.
