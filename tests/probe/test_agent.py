@@ -66,3 +66,15 @@ def test_fault_code_is_loaded_only_under_the_test_flag(tmp_path: Path) -> None:
     tests = _agent_modules_loaded(tmp_path, {**env, settings.PROBE_FAULTS_ENV: "1"})
     assert "fault" in tests["ops"]
     assert tests["loaded"] == ["modelcompat_probe_agent.faults"]
+
+
+def test_the_agent_runs_where_python_puts_no_script_folder_on_sys_path(tmp_path: Path) -> None:
+    # -I (like PYTHONSAFEPATH in a cell's environment) leaves the script's folder off sys.path: the entry
+    # script puts it there itself, or no probe could import its package.
+    requests = '{"id": 1, "op": "describe", "args": {}}\n{"id": 2, "op": "shutdown"}\n'
+    done = subprocess.run([sys.executable, "-I", "-u", str(PROBE_SCRIPT), "--cell", "host/cpu/isolated"],
+                          input=requests, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["id"], r["ok"]) for r in replies] == [(1, True), (2, True)]
+    assert replies[0]["result"]["python_executable"] == sys.executable

@@ -12,10 +12,19 @@ import os
 import sys
 from typing import List, Optional
 
-from modelcompat_probe_agent.protocol import serve
+
+def _agent_on_path() -> None:
+    """This folder first on sys.path, for the agent package beside this script, also where Python did not put
+    it there (-I, -P, PYTHONSAFEPATH in the cell's environment). It holds nothing else: nothing is shadowed."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not sys.path or os.path.abspath(sys.path[0] or os.curdir) != here:
+        sys.path.insert(0, here)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    _agent_on_path()
+    from modelcompat_probe_agent.protocol import serve
+
     parser = argparse.ArgumentParser(description=__doc__)
     # --cell is only there to make the process recognisable in `ps`.
     parser.add_argument("--cell", default="?", help="the cell this probe serves")
