@@ -89,7 +89,7 @@ def test_a_third_party_validator_runs_through_the_cli(prefect_server: str, demo_
     proc = subprocess.run([sys.executable, "-m", "modelcompat.cli", "run", "--matrix", str(matrix),
                            "--model", str(demo_package.root), "--validators", "finite_outputs",
                            "--cells", "host-ort/*", "--store", str(tmp_path / "store"), "--json", str(out),
-                           "--workers", "1"], env=env, capture_output=True, text=True, timeout=300)
+                           "--workers", "1"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(out.read_text())
     (report,) = summary["reports"]
