@@ -43,7 +43,7 @@ class RunRecord(BaseModel):
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunRecord:
-        """A runs-table row (which also holds the store's own columns) as a record."""
+        """A runs-table row as pyarrow reads it (with the store's own columns, which are dropped) as a record."""
         return cls(**{k: v for k, v in row.items() if k in cls.model_fields})
 
 

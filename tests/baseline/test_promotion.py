@@ -210,3 +210,12 @@ def test_promote_rule_last_passing_on_a_registry_alias(tmp_path: Path, demo_pack
                            "--model", name, "--alias", "staging", "--store", str(tmp_path / "store2")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and "on version '2' (alias 'staging')" in " ".join(done.stderr.split()), done.stderr
+
+
+def test_promotions_on_an_object_store_use_only_the_store_api() -> None:
+    # pyarrow's in-memory filesystem: no local paths, so promotion must go through Store.publish_file.
+    store = Store("mock:///bucket/store")
+    add_run(store, "r1", 0)
+    p = promote(store, "r1")
+    assert p.file == store.location(f"baselines/demo/{p.file.rsplit('/', 1)[1]}")
+    assert [q.run_id for q in promotions(store, "demo")] == ["r1"] and set(pointers(store, "demo").values()) == {"r1"}

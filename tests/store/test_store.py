@@ -303,3 +303,35 @@ def test_store_accepts_uris_and_relative_paths(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     assert list(Store(".").runs()["run_id"]) == ["r1"]
     assert os.path.isfile(tmp_path / "runs/r1.parquet")
+
+
+def test_documents_are_published_whole_listed_and_immutable(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    where = store.publish_file("baselines/demo/0001.json", b'{"a": 1}\n')
+    assert where == str(tmp_path / "baselines/demo/0001.json") == store.location("baselines/demo/0001.json")
+    store.publish_file("baselines/demo/0002.json", b"{}")
+    (tmp_path / "baselines/demo/.tmp-dead-0003.json.tmp").write_bytes(b'{"half')  # a killed writer's leftover
+    (tmp_path / "baselines/demo/notes.txt").write_text("x")
+    assert store.list_files("baselines/demo", suffix=".json") == ["baselines/demo/0001.json", "baselines/demo/0002.json"]
+    assert store.list_files("baselines/absent") == []
+    assert store.read_file("baselines/demo/0001.json") == b'{"a": 1}\n'
+    with pytest.raises(StoreError, match="already exists.*immutable"):
+        store.publish_file("baselines/demo/0001.json", b"{}")
+    with pytest.raises(StoreError, match="tables own"):
+        store.publish_file("runs/r1.parquet", b"")
+    assert store.read_file("baselines/demo/0001.json") == b'{"a": 1}\n' and store.runs().empty
+
+
+def test_the_whole_store_on_an_object_store_filesystem() -> None:
+    # pyarrow's in-memory filesystem: the temp-name + move path that S3/GCS take, no local fsync/link.
+    store = Store("mock:///bucket/store")
+    store.append_run(make_run("r1"), [make_report("r1", i) for i in range(3)])
+    with pytest.raises(DuplicateRunError):
+        store.append_run(make_run("r1"), [make_report("r1", 0)])
+    assert store.load_reports("r1") == [make_report("r1", i) for i in range(3)]
+    store.append_run(make_run("r2", T0 + timedelta(hours=1)), [make_report("r2", 0)])
+    assert store.compact().run_ids == ("r1", "r2")
+    assert store.load_reports("r1") == [make_report("r1", i) for i in range(3)]
+    store.publish_file("baselines/demo/1.json", b"{}")
+    assert store.list_files("baselines/demo") == ["baselines/demo/1.json"]
+    assert_every_run_complete(store)
