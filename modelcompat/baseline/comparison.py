@@ -18,7 +18,7 @@ import pandas as pd
 
 from modelcompat.baseline.promotion import baseline_frame
 from modelcompat.results.report import Report
-from modelcompat.store import Store
+from modelcompat.store import REPORTS_SCHEMA, Store, report_to_row
 
 SEVERITIES = ("info", "minor", "major", "critical")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -141,14 +141,8 @@ _COLUMNS = ("cell", "validator", "status", "metrics", "run_id", "runtime_version
 
 
 def reports_frame(reports: Sequence[Report]) -> pd.DataFrame:
-    """The columns comparison needs, from Report models (the flow's in-memory run)."""
-    rows = [{
-        "cell": r.cell, "validator": r.validator, "status": r.status.value, "metrics": dict(r.metrics),
-        "run_id": r.run_id, "runtime_version": r.runtime_version, "validator_version": r.validator_version,
-        "artifact_sha256": r.evidence.artifact_sha256, "environment_fingerprint": r.evidence.environment_fingerprint,
-        "findings": [f.model_dump(mode="json") for f in r.findings],
-    } for r in reports]
-    return pd.DataFrame(rows, columns=list(_COLUMNS))
+    """The columns comparison needs, from Report models (the flow's in-memory run), as the store shapes them."""
+    return pd.DataFrame([report_to_row(r) for r in reports], columns=list(REPORTS_SCHEMA.names))[list(_COLUMNS)]
 
 
 def _records(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
