@@ -227,4 +227,6 @@ def check_matrix(
     create_table_artifact(key=key, table=table_rows(reports), description=f"run {run_id}: verdict {run_verdict}")
     create_markdown_artifact(key=key + "-summary", markdown=markdown_summary(summary),
                              description=f"run {run_id} summary")
-    return summary
+    # The flow's result is the documented JSON document (docs/run-summary.md); in-process callers
+    # read it typed with `RunSummary.model_validate`.
+    return summary.to_json()

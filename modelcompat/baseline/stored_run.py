@@ -1,21 +1,19 @@
 """A committed run's summary document rebuilt from the store (the input of every `modelcompat report` format)."""
 from __future__ import annotations
 
-from typing import Any
-
 from modelcompat.baseline.comparison import Comparison, compare_run
-from modelcompat.results.summary import run_summary
+from modelcompat.results.summary import StoredRunSummary, SummaryChange, run_summary
 from modelcompat.store import Store, report_from_row
 
 
-def summary_from_store(store: Store, run_id: str) -> tuple[dict[str, Any], Comparison]:
+def summary_from_store(store: Store, run_id: str) -> tuple[StoredRunSummary, Comparison]:
     """The run summary of ``run_id`` (as `modelcompat run --json` wrote it) and its comparison.
 
     The comparison is made against the baseline as it was when the run finished, so it is the one the
     flow made; ``verdict`` is the verdict stored with the run.
 
     Raises:
-        InputError: no such run in the store (with the recent run ids).
+        the error of `Store.require_run` when the store holds no such run (it lists the recent ones).
     """
     record = store.require_run(run_id)
     frame = store.reports(run_id)
@@ -28,8 +26,9 @@ def summary_from_store(store: Store, run_id: str) -> tuple[dict[str, Any], Compa
         started_at=record.started_at.isoformat(), finished_at=record.finished_at.isoformat(),
         comparison=comparison,
     )
-    if record.verdict:
-        summary["verdict"] = record.verdict  # what was decided and stored at the time
-    summary["code_version"] = record.code_version
-    summary["changes"] = [c.to_json() for c in comparison.changes]
-    return summary, comparison
+    stored = StoredRunSummary(
+        **{**dict(summary), "verdict": record.verdict or summary.verdict},  # the verdict decided at the time
+        code_version=record.code_version,
+        changes=[SummaryChange.from_change(c) for c in comparison.changes],
+    )
+    return stored, comparison

@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from modelcompat.results.summary import RunSummary, StoredRunSummary
+
 KEY_METRICS = ("p95_latency_ms", "throughput_per_s_c1", "max_abs_diff", "peak_rss_mb", "load_time_ms")
 STATUS_COLOUR = {"pass": "#2e9e5b", "warn": "#e0a526", "fail": "#d64541", "error": "#8e44ad", "skipped": "#b8bec6"}
 SEVERITY_COLOUR = {"critical": "#7a0010", "major": "#e4572e", "minor": "#f2c14e", "info": "#5b8def"}
@@ -55,16 +57,16 @@ def _fmt(value: Any) -> str:
     return _e(value)
 
 
-def _heatmap(summary: dict[str, Any]) -> str:
-    reports = summary["reports"]
-    cells = list(dict.fromkeys(r["cell"] for r in reports))
-    validators = list(dict.fromkeys(r["validator"] for r in reports))
-    by_key = {(r["cell"], r["validator"]): r for r in reports}
+def _heatmap(summary: RunSummary) -> str:
+    reports = summary.reports
+    cells = list(dict.fromkeys(r.cell for r in reports))
+    validators = list(dict.fromkeys(r.validator for r in reports))
+    by_key = {(r.cell, r.validator): r for r in reports}
     worst: dict[tuple[str, str], str] = {}
-    for g in summary.get("regressions") or []:
-        key = (g["cell"], g["validator"])
-        if _SEVERITY_ORDER.index(g["severity"]) >= _SEVERITY_ORDER.index(worst.get(key, "info")):
-            worst[key] = g["severity"]
+    for g in summary.regressions:
+        key = (g.cell, g.validator)
+        if _SEVERITY_ORDER.index(g.severity) >= _SEVERITY_ORDER.index(worst.get(key, "info")):
+            worst[key] = g.severity
     head = "".join(f'<th class="v" scope="col">{_e(v)}</th>' for v in validators)
     rows = []
     for cell in cells:
@@ -75,15 +77,16 @@ def _heatmap(summary: dict[str, Any]) -> str:
                 tds.append('<td class="hm missing"></td>')
                 continue
             severity = worst.get((cell, v))
-            classes = ["hm", f"st-{r['status']}"] + ([f"sev-{severity}"] if severity else []) + (
-                ["cached"] if r.get("cached") else [])
-            first = next((f for f in r.get("findings") or [] if f.get("severity") != "info"), None)
-            tip = f"{cell} · {v}: {r['status']}" + (f" — {first['code']}: {first['message']}" if first else "") + (
+            status = r.status.value
+            classes = ["hm", f"st-{status}"] + ([f"sev-{severity}"] if severity else []) + (
+                ["cached"] if r.cached else [])
+            first = next((f for f in r.findings if f.severity.value != "info"), None)
+            tip = f"{cell} · {v}: {status}" + (f" — {first.code}: {first.message}" if first else "") + (
                 f" · regression: {severity}" if severity else "")
             mark = {"critical": "▲▲", "major": "▲", "minor": "△"}.get(severity or "", "")
             tds.append(f'<td id="hm-{slug(cell)}--{slug(v)}" class="{" ".join(classes)}" data-cell="{_e(cell)}" '
-                       f'data-validator="{_e(v)}" data-status="{r["status"]}" data-severity="{severity or ""}" '
-                       f'style="background:{STATUS_COLOUR[r["status"]]}" title="{_e(tip)}">{mark}</td>')
+                       f'data-validator="{_e(v)}" data-status="{status}" data-severity="{severity or ""}" '
+                       f'style="background:{STATUS_COLOUR[status]}" title="{_e(tip)}">{mark}</td>')
         rows.append(f'<tr><th class="c" id="cell-{slug(cell)}" scope="row">{_e(cell)}</th>{"".join(tds)}</tr>')
     legend = "".join(f'<span><i class="sw" style="background:{c}"></i>{s}</span>' for s, c in STATUS_COLOUR.items())
     legend += "".join(f'<span><i class="sw" style="background:#fff;box-shadow:inset 0 0 0 3px {SEVERITY_COLOUR[s]}"></i>'
@@ -92,40 +95,41 @@ def _heatmap(summary: dict[str, Any]) -> str:
             f'</thead><tbody>{"".join(rows)}</tbody></table><p class="legend">{legend}</p>')
 
 
-def _regressions(summary: dict[str, Any]) -> str:
-    regressions = sorted(summary.get("regressions") or [],
-                         key=lambda g: -_SEVERITY_ORDER.index(g["severity"]))
-    baseline = summary.get("baseline_run_id")
+def _regressions(summary: RunSummary) -> str:
+    regressions = sorted(summary.regressions, key=lambda g: -_SEVERITY_ORDER.index(g.severity))
+    baseline = summary.baseline_run_id
     if not baseline:
         return '<p class="muted">No baseline for this model yet: <code>modelcompat baseline promote RUN_ID</code>.</p>'
     if not regressions:
         return f'<p>No regression against baseline run <code>{_e(baseline)}</code>.</p>'
     rows = []
     for g in regressions:
-        if g["kind"] == "status":
-            what = f'status {_e(g["from"])} → {_e(g["to"])}'
+        if g.kind == "status":
+            what = f'status {_e(g.from_)} → {_e(g.to)}'
         else:
-            delta = f' ({g["delta_pct"]:+.1f}%)' if g.get("delta_pct") is not None else ""
-            what = f'<code>{_e(g["metric"])}</code> {_fmt(g["from"])} → {_fmt(g["to"])}{delta}'
-        note = f'<br><span class="muted">{_e(g["note"])}</span>' if g.get("note") else ""
-        rows.append(f'<tr class="regression" data-severity="{g["severity"]}"><td><span class="sev" '
-                    f'style="background:{SEVERITY_COLOUR[g["severity"]]}">{g["severity"]}</span></td>'
-                    f'<td><code>{_e(g["cell"])}</code></td><td>{_e(g["validator"])}</td><td>{what}{note}</td>'
-                    f'<td>{_e(g.get("remediation"))}</td></tr>')
+            delta = f' ({g.delta_pct:+.1f}%)' if g.delta_pct is not None else ""
+            what = f'<code>{_e(g.metric)}</code> {_fmt(g.from_)} → {_fmt(g.to)}{delta}'
+        note = f'<br><span class="muted">{_e(g.note)}</span>' if g.note else ""
+        rows.append(f'<tr class="regression" data-severity="{g.severity}"><td><span class="sev" '
+                    f'style="background:{SEVERITY_COLOUR[g.severity]}">{g.severity}</span></td>'
+                    f'<td><code>{_e(g.cell)}</code></td><td>{_e(g.validator)}</td><td>{what}{note}</td>'
+                    f'<td>{_e(g.remediation)}</td></tr>')
     return (f'<p>Against baseline run <code>{_e(baseline)}</code>.</p><table id="regressions" class="list"><tr>'
             f'<th>severity</th><th>cell</th><th>validator</th><th>change</th><th>remediation</th></tr>'
             f'{"".join(rows)}</table>')
 
 
-def _problems(summary: dict[str, Any]) -> str:
+def _problems(summary: RunSummary) -> str:
     rows = []
     order = ("fail", "error", "warn")
-    for r in sorted((r for r in summary["reports"] if r["status"] in order), key=lambda r: order.index(r["status"])):
-        for f in r.get("findings") or []:
-            rows.append(f'<tr><td><span class="sev" style="background:{STATUS_COLOUR[r["status"]]}">{r["status"]}'
-                        f'</span></td><td><code>{_e(r["cell"])}</code></td><td>{_e(r["validator"])}</td>'
-                        f'<td><code>{_e(f.get("code"))}</code> {_e(f.get("message"))}</td>'
-                        f'<td>{_e(f.get("remediation"))}</td></tr>')
+    problems = (r for r in summary.reports if r.status.value in order)
+    for r in sorted(problems, key=lambda r: order.index(r.status.value)):
+        status = r.status.value
+        for f in r.findings:
+            rows.append(f'<tr><td><span class="sev" style="background:{STATUS_COLOUR[status]}">{status}'
+                        f'</span></td><td><code>{_e(r.cell)}</code></td><td>{_e(r.validator)}</td>'
+                        f'<td><code>{_e(f.code)}</code> {_e(f.message)}</td>'
+                        f'<td>{_e(f.remediation)}</td></tr>')
     if not rows:
         return '<p>No check failed, errored or warned.</p>'
     return ('<table class="list" id="findings"><tr><th>status</th><th>cell</th><th>validator</th><th>finding</th>'
@@ -207,23 +211,25 @@ def _trends(history: pd.DataFrame | None, current: str, baseline: str | None) ->
             f'<div class="plots">{"".join(figures)}</div>')
 
 
-def render_html(summary: dict[str, Any], history: pd.DataFrame | None = None) -> str:
+def render_html(summary: RunSummary, history: pd.DataFrame | None = None) -> str:
     """The report page. ``history``: :func:`modelcompat.baseline.trends.metric_history` rows for the trend plots."""
-    model, verdict = summary["model"], summary["verdict"]
-    counts = " · ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
+    model, verdict = summary.model, summary.verdict.value
+    counts = " · ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
+    code_version = summary.code_version if isinstance(summary, StoredRunSummary) else ""
+    run_id = summary.run_id
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{_e(model['name'])} {_e(model['version'])}: {_e(verdict)} — modelcompat {_e(summary['run_id'])}</title>
+<title>{_e(model.name)} {_e(model.version)}: {_e(verdict)} — modelcompat {_e(run_id)}</title>
 <style>{CSS}</style></head>
 <body>
-<header id="summary"><h1>{_e(model['name'])} {_e(model['version'])} × {_e(summary['matrix']['name'])}
+<header id="summary"><h1>{_e(model.name)} {_e(model.version)} × {_e(summary.matrix.name)}
  <span class="verdict v-{_e(verdict)}" id="verdict">{_e(verdict)}</span></h1>
-<p class="meta">run <code>{_e(summary['run_id'])}</code> · {_e(summary.get('trigger'))} · started {_e(summary.get('started_at'))}
- · artifact sha256 <code>{_e(model['sha256'][:16])}…</code> · {_e(counts)}</p></header>
+<p class="meta">run <code>{_e(run_id)}</code> · {_e(summary.trigger)} · started {_e(summary.started_at)}
+ · artifact sha256 <code>{_e(model.sha256[:16])}…</code> · {_e(counts)}</p></header>
 <section><h2>Regressions</h2>{_regressions(summary)}</section>
 <section><h2>Matrix</h2>{_heatmap(summary)}</section>
 <section><h2>Findings</h2>{_problems(summary)}</section>
-<section><h2>Trends</h2>{_trends(history, summary['run_id'], summary.get('baseline_run_id'))}</section>
-<footer class="meta"><p>modelcompat {_e(summary.get('code_version', ''))} · self-contained report, no external assets.</p></footer>
+<section><h2>Trends</h2>{_trends(history, run_id, summary.baseline_run_id)}</section>
+<footer class="meta"><p>modelcompat {_e(code_version)} · self-contained report, no external assets.</p></footer>
 </body></html>
 """

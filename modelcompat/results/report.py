@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,21 +92,3 @@ class Report(BaseModel):
     cache_inputs: dict[str, str] = Field(default_factory=dict, description="Input name -> what the key hashed.")
     started_at: str | None = None
 
-    def summary_dict(self) -> dict[str, Any]:
-        """The report as it appears in the run summary JSON (docs/run-summary.md)."""
-        return {
-            "cell": self.cell,
-            "runtime": self.runtime,
-            "runtime_version": self.runtime_version,
-            "hardware": self.hardware,
-            "backend": self.backend,
-            "validator": self.validator,
-            "validator_version": self.validator_version,
-            "status": self.status.value,
-            "cached": self.cached,
-            "cached_from": self.cached_from,
-            "duration_s": round(self.duration_s, 4),
-            "metrics": dict(self.metrics),
-            "findings": [f.model_dump(mode="json", exclude_none=True) for f in self.findings],
-            "evidence": self.evidence.model_dump(mode="json", exclude_none=True),
-        }

@@ -193,14 +193,14 @@ def test_summary_and_markdown_carry_the_regressions() -> None:
     doc = run_summary(run_id="new", model={"name": "m", "version": "1", "sha256": "0" * 64},
                       matrix={"name": "default", "path": "x"}, reports=new, started_at="s", finished_at="f",
                       trigger="cli", flow_run_id=None, comparison=comparison)
-    assert doc["verdict"] == "regressed" and exit_code(doc["verdict"]) == 1
-    assert doc["baseline_run_id"] == "base"
-    assert [(g["kind"], g["severity"]) for g in doc["regressions"]] == [("metric", "major"), ("status", "minor")]
+    assert doc.verdict == "regressed" and exit_code(doc.verdict) == 1
+    assert doc.baseline_run_id == "base"
+    assert [(g.kind, g.severity) for g in doc.regressions] == [("metric", "major"), ("status", "minor")]
     md = markdown_summary(doc)
     assert md.index("2 regression(s) against baseline run `base`") < md.index("| cell | validator | status |")
     assert "check fp16" in md and "`p95_latency_ms` 10 → 20 (+100.0%)" in md
     no_baseline = run_summary(run_id="new", model={"name": "m", "version": "1", "sha256": "0" * 64},
                               matrix={"name": "default", "path": "x"}, reports=new, started_at="s",
                               finished_at="f", trigger="cli", flow_run_id=None)
-    assert no_baseline["baseline_run_id"] is None and no_baseline["regressions"] == []
+    assert no_baseline.baseline_run_id is None and no_baseline.regressions == []
     assert "No baseline for this model yet" in markdown_summary(no_baseline)
