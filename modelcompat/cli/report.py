@@ -1,0 +1,81 @@
+"""`modelcompat history` (a metric's trend over a model's runs) and `modelcompat report` (a stored run rendered)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelcompat.cli.console import console, err_console
+from modelcompat.cli.options import StoreOption, open_store
+from modelcompat.errors import InputError
+
+FORMATS = ("html", "md", "json", "junit")
+
+
+def history(
+    model: Annotated[str, typer.Argument(help="Model name (as in its manifest).")],
+    cell: Annotated[str | None, typer.Option(help="Only cells matching this glob.")] = None,
+    validator: Annotated[str | None, typer.Option(help="Only this validator.")] = None,
+    metric: Annotated[str, typer.Option(help="The metric to follow (glob allowed).")] = "p95_latency_ms",
+    runs: Annotated[int, typer.Option(min=1, help="How many of the latest runs.")] = 20,
+    store: StoreOption = None,
+) -> None:
+    """Print a metric's trend over a model's runs: one row per run, one column per cell × validator."""
+    from modelcompat.baseline.promotion import pointers
+    from modelcompat.baseline.trends import metric_history
+    from modelcompat.render.tables import history_table
+
+    store_ = open_store(store)
+    frame = metric_history(store_, model, cell=cell, validator=validator, metric=metric, limit=runs)
+    if frame.empty:
+        known = sorted(set(store_.runs()["model_name"]))
+        raise InputError(f"no {metric!r} values for model {model!r}"
+                         + (f" in cells {cell!r}" if cell else "")
+                         + (f" of validator {validator!r}" if validator else ""),
+                         fix=f"models in the store: {', '.join(known) or '(none)'}; "
+                             "metrics are named like p95_latency_ms, max_abs_diff, peak_rss_mb")
+    table, hidden = history_table(model, metric, frame, set(pointers(store_, model).values()))
+    console.print(table)
+    if hidden > 0:
+        console.print(f"{hidden} more series not shown; narrow with --cell, --validator or --metric", style="dim")
+
+
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run to report on.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="html | md | json | junit")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Render a stored run: HTML (heatmap + trends, self-contained), markdown, JSON summary or JUnit XML."""
+    if format not in FORMATS:
+        raise InputError(f"unknown format {format!r}", field="--format", fix="one of: " + ", ".join(FORMATS))
+    from modelcompat.baseline.stored_run import summary_from_store
+
+    store_ = open_store(store)
+    summary, _ = summary_from_store(store_, run_id)  # an unknown run: RunNotFoundError, exit 2
+    if format == "json":
+        text = summary.to_json_text()
+    elif format == "md":
+        from modelcompat.render.prefect_artifacts import markdown_summary
+
+        text = markdown_summary(summary)
+    elif format == "junit":
+        from modelcompat.render.junit import render_junit
+
+        text = render_junit(summary)
+    else:
+        from modelcompat.baseline.trends import metric_history
+        from modelcompat.render.html import KEY_METRICS, render_html
+
+        record = store_.require_run(run_id)
+        hist = metric_history(store_, summary.model.name, until=record.started_at, limit=30)
+        hist = hist[hist["metric"].isin(KEY_METRICS)]
+        text = render_html(summary, hist)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    err_console.print(f"{format} report of run {run_id} written to {out}", highlight=False)
