@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -50,9 +49,18 @@ def served(prefect_server: str, tmp_path: Path):
         resp = httpx.post(f"{prefect_server}/deployments/filter", json={}, timeout=10)
         names = {d["name"] for d in resp.json()} if resp.status_code == 200 else set()
         return {"on-model-registered", "validate-one", "nightly-matrix"} <= names
+    def trigger_up():
+        # Serving applies a deployment, then its trigger as an automation the deployment owns; on SQLite the
+        # server loads a created automation into its triggers service as that write commits.
+        resp = httpx.get(f"{prefect_server}/deployments/name/on-model-registered/on-model-registered", timeout=10)
+        if resp.status_code != 200:
+            return False
+        autos = httpx.get(f"{prefect_server}/automations/related-to/prefect.deployment.{resp.json()['id']}", timeout=10)
+        return autos.status_code == 200 and any(a["name"] == "model-version-registered" and a["enabled"]
+                                                for a in autos.json())
     try:
         wait_until(deployments_up, 120, "the served deployments")
-        time.sleep(3)  # let the served deployments' trigger reach the event service
+        wait_until(trigger_up, 120, "the registry trigger's automation", interval=0.5)
         yield env
     finally:
         stop_group(proc)
