@@ -36,3 +36,16 @@ freeze: setup
 
 clean:
 	rm -rf $(VENV) .modelcompat
+
+# The model corpus (corpus/) builds in its own venv: its torch/torchvision pins differ from the product's.
+CORPUS_VENV  := .venv-corpus
+CORPUS_STAMP := $(CORPUS_VENV)/.installed
+
+.PHONY: corpus-env
+corpus-env: $(CORPUS_STAMP)
+
+$(CORPUS_STAMP): corpus/requirements.txt
+	test -x $(CORPUS_VENV)/bin/python || $(PYTHON) -m venv $(CORPUS_VENV)
+	$(CORPUS_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25"
+	$(CORPUS_VENV)/bin/python -m pip install --quiet -r corpus/requirements.txt
+	touch $(CORPUS_STAMP)
