@@ -12,6 +12,7 @@ import httpx
 import pytest
 import yaml
 
+from modelcompat.flows.check_matrix import run_name
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
@@ -83,7 +84,7 @@ def test_default_matrix_end_to_end(prefect_server: str, demo_package, tmp_path: 
     # The flow ran on the server the test started: the Dask workers reported their task runs there.
     flow_run = httpx.get(f"{prefect_server}/flow_runs/{summary['flow_run_id']}", timeout=30).json()
     assert flow_run["state_type"] == "COMPLETED"
-    assert flow_run["name"].startswith("check demo")
+    assert flow_run["name"] == "check demo on default"  # the package folder and the matrix the CLI passed
     task_runs = _api(prefect_server, "/task_runs/filter", {"flow_runs": {"id": {"any_": [summary["flow_run_id"]]}}})
     names = {t["name"] for t in task_runs if t["state_type"] == "COMPLETED"}
     ran_cells = {c.id for c in matrix.cells if c.hardware.id != "cuda"}
@@ -192,3 +193,21 @@ def test_run_starts_its_own_prefect_server_when_none_is_configured(demo_package,
     assert summary["verdict"] == "pass"
     assert {r["status"] for r in summary["reports"] if r["validator"] in CORE} == {"pass"}
     assert Store(str(tmp_path / "home" / "store")).load_reports(summary["run_id"])
+
+
+# --- run names: what runs, never "None" ----------------------------------------------------------
+
+def test_a_matrix_left_at_none_is_named_after_the_matrix_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # validate-one and on-model-registered pass matrix=None: check-matrix then runs $MODELCOMPAT_MATRIX.
+    monkeypatch.setenv("MODELCOMPAT_MATRIX", str(matrices_dir() / "smoke.yaml"))
+    assert run_name({"model": "/pkgs/demo/", "matrix": None}) == "check demo on smoke"
+    monkeypatch.delenv("MODELCOMPAT_MATRIX")
+    assert run_name({"model": "/pkgs/demo", "matrix": None, "cells": None}) == "check demo on default"
+    assert run_name({}) == "check demo on default"  # no model: the built-in demo package
+
+
+def test_the_name_carries_the_model_label_and_the_filters() -> None:
+    params = {"model": "/registry/pkgs/3f9a", "matrix": "/m/nightly.yml", "cells": "host-ort/cpu/*",
+              "validators": ["loadability", "latency"]}
+    assert run_name(params) == "check 3f9a on nightly, cells host-ort/cpu/*, validators loadability,latency"
+    assert run_name(params, model_label="demo-mlp 1.0.0").startswith("check demo-mlp 1.0.0 on nightly, cells ")

@@ -7,8 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
 from modelcompat.matrix.resources import unavailable_reason
 
@@ -132,78 +130,3 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     assert all(r["gx_preloaded"] for r in out["results"])
     # ...and still get this process's current environment, not the forkserver's.
     assert out["second_cluster"]["late_variable"] == "seen"
-
-
-@pytest.mark.parametrize("configured", [None, "60"])
-def test_the_runs_own_prefect_server_runs_flows_without_heartbeats_unless_configured(
-        configured: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """The server a CLI run starts dies with the run: heartbeats (whose thread costs up to 1 s to stop at
-    the end of every flow run) are off there, unless the user set a frequency."""
-    from prefect.settings import get_current_settings
-
-    from modelcompat.orchestration.prefect_api import prefect_api
-
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
-    if configured:
-        monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", configured)
-    with prefect_api():
-        frequency = get_current_settings().flows.heartbeat_frequency
-    assert frequency == (int(configured) if configured else None)
-
-
-# Run in a fresh interpreter: the Prefect client (its API log and events workers) stays in the process.
-_BACK_TO_BACK_SCRIPT = textwrap.dedent("""
-    import json, logging, os, sqlite3
-    from prefect import flow, task
-    from prefect.cache_policies import NO_CACHE
-    from modelcompat.orchestration.prefect_api import prefect_api
-
-    retried = []
-
-    class Retries(logging.Handler):
-        def emit(self, record):
-            if "retryable" in record.getMessage():  # the client's "Received response with retryable status"
-                retried.append(record.getMessage())
-
-    @task(cache_policy=NO_CACHE, persist_result=False)
-    def cell(i):
-        return i
-
-    @flow(persist_result=False)
-    def matrix(n):
-        return sum(f.result() for f in [cell.submit(i) for i in range(n)])
-
-    def main():
-        handler = Retries()
-        with prefect_api():
-            for _ in range(3):
-                client_log = logging.getLogger("prefect.client")  # PREFECT_LOGGING_..._LEVEL=DEBUG: retries show
-                if handler not in client_log.handlers:
-                    client_log.addHandler(handler)
-                assert matrix(40) == sum(range(40))
-        db = sqlite3.connect(os.path.join(os.environ["PREFECT_HOME"], "prefect.db"))
-        task_runs = db.execute("SELECT flow_run_id, state_type, count(*) FROM task_run GROUP BY 1, 2").fetchall()
-        print("RESULT " + json.dumps({"retried": retried, "task_runs": sorted([s, n] for _, s, n in task_runs)}))
-
-    if __name__ == "__main__":
-        main()
-""")
-
-
-def test_the_runs_own_prefect_server_takes_flow_runs_back_to_back_and_records_every_task_run(tmp_path) -> None:
-    """Its SQLite file is written by the API and by the server's task-run recorder: the recorder must neither
-    lock the next flow run out ("database is locked" -> 503 -> a ~2 s client retry) nor lose the task runs
-    still queued when the run ends and the server stops."""
-    script = tmp_path / "back_to_back.py"
-    script.write_text(_BACK_TO_BACK_SCRIPT)
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"),
-           "PREFECT_LOGGING_LOGGERS_PREFECT_CLIENT_LEVEL": "DEBUG"}
-    env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env=env)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    out = json.loads(lines[0].removeprefix("RESULT "))
-    assert out["retried"] == []
-    assert out["task_runs"] == [["COMPLETED", 40]] * 3

@@ -1,4 +1,5 @@
-"""Flow run names say what runs: the model, the matrix and the cell/validator filter (never "None")."""
+"""validate-one on a real Prefect server: one validator on a cell filter of a registered version, and run
+names that say so (its check-matrix subflow once showed "check demo on None")."""
 from __future__ import annotations
 
 import json
@@ -10,27 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelcompat.flows.check_matrix import run_name
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
-
-
-def test_a_matrix_left_at_none_is_named_after_the_matrix_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # validate-one and on-model-registered pass matrix=None: check-matrix then runs $MODELCOMPAT_MATRIX.
-    monkeypatch.setenv("MODELCOMPAT_MATRIX", str(matrices_dir() / "smoke.yaml"))
-    assert run_name({"model": "/pkgs/demo/", "matrix": None}) == "check demo on smoke"
-    monkeypatch.delenv("MODELCOMPAT_MATRIX")
-    assert run_name({"model": "/pkgs/demo", "matrix": None, "cells": None}) == "check demo on default"
-    assert run_name({}) == "check demo on default"  # no model: the built-in demo package
-
-
-def test_the_name_carries_the_model_label_and_the_filters() -> None:
-    params = {"model": "/registry/pkgs/3f9a", "matrix": "/m/nightly.yml", "cells": "host-ort/cpu/*",
-              "validators": ["loadability", "latency"]}
-    assert run_name(params) == "check 3f9a on nightly, cells host-ort/cpu/*, validators loadability,latency"
-    assert run_name(params, model_label="demo-mlp 1.0.0").startswith("check demo-mlp 1.0.0 on nightly, cells ")
-
 
 VALIDATE_ONE = """
 import json, sys
