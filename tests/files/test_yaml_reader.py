@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def bomb(levels: int, width: int = 9) -> str:
     """A "billion laughs" mapping: each level a list of `width` aliases of the level before (width**levels leaves)."""
     names = [chr(ord("a") + i) for i in range(levels)]
     lines = [f"{names[0]}: &{names[0]} [{', '.join(['lol'] * width)}]"]
-    lines += [f"{n}: &{n} [{', '.join(['*' + p] * width)}]" for p, n in zip(names, names[1:])]
+    lines += [f"{n}: &{n} [{', '.join(['*' + p] * width)}]" for p, n in pairwise(names)]
     return "\n".join(lines) + "\n"
 
 
