@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -21,7 +20,7 @@ class _ErrorMappingGroup(TyperGroup):
     """Every command runs inside this group's `invoke`: an error modelcompat raises on purpose becomes
     one `error:` message and its exit code here, for the console script and for in-process callers alike."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ModelcompatError as exc:

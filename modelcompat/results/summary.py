@@ -7,20 +7,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from modelcompat.results.report import Evidence, Finding, Report, Status
 from modelcompat.results.verdict import Verdict, exit_code, verdict
 
-if TYPE_CHECKING:
-    from modelcompat.baseline.comparison import Change, Comparison
-
 __all__ = ["SUMMARY_SCHEMA_VERSION", "MatrixRef", "ModelRef", "RunSummary", "StoredRunSummary",
            "SummaryChange", "SummaryReport", "Verdict", "exit_code", "run_summary", "status_counts", "verdict"]
 
 SUMMARY_SCHEMA_VERSION = 1
+
+
+# What the summary needs of `modelcompat.baseline.comparison` (a layer above results, so not imported).
+class Change(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class Comparison(Protocol):
+    baseline_run_id: str | None
+
+    @property
+    def regressions(self) -> list[Any]: ...  # of Change
+
+    def verdict(self, run_verdict: str) -> str: ...
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
