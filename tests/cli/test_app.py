@@ -1,76 +1,69 @@
-"""The command line without servers: package, demo, matrix show, validators, plan, input errors."""
+"""The assembled app: entry points, the command list, and every ModelcompatError mapped to one message and its code."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+import tomllib
+from importlib import import_module
 
-import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
 
-from modelcompat.model.package import load_package
-from modelcompat.settings import matrices_dir
+from modelcompat import __version__
+from modelcompat.cli.app import _ErrorMappingGroup, app, main
+from modelcompat.errors import InputError, ModelcompatError
+from modelcompat.settings import REPO_ROOT
+from modelcompat.store import RunNotFoundError, StoreError
 
-CLI = [sys.executable, "-m", "modelcompat.cli"]
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={**__import__("os").environ, "COLUMNS": "200"})
-
-
-def test_package_writes_a_loadable_package(demo_package, tmp_path: Path) -> None:
-    out = tmp_path / "pkg"
-    proc = cli("package", str(demo_package.resolve("model.onnx")), "--payload",
-               str(demo_package.resolve(demo_package.manifest.payload)), "--name", "mlp", "--version", "2.0",
-               "--out", str(out), "--requirement", "onnxruntime>=1.16")
-    assert proc.returncode == 0, proc.stderr
-    package = load_package(out)
-    assert package.manifest.name == "mlp" and package.manifest.version == "2.0"
-    assert package.manifest.requirements == ["onnxruntime>=1.16"]
-    assert [a.format for a in package.manifest.artifacts] == ["onnx"]
-    assert package.manifest.reference is not None  # computed on the host reference runtime
+COMMANDS = ["run", "plan", "validators", "package", "demo", "history", "report", "serve", "server"]
+GROUPS = ["matrix", "registry", "baseline", "store", "webhook"]
 
 
-def test_package_refuses_an_unreadable_model_file_with_exit_2(tmp_path: Path) -> None:
-    bogus = tmp_path / "model.onnx"
-    bogus.write_bytes(b"\x00\x01 definitely not a model")
-    payload = tmp_path / "payload.npz"
-    np.savez(payload, features=np.zeros((1, 16), np.float32))
-    proc = cli("package", str(bogus), "--payload", str(payload), "--name", "m", "--version", "1",
-               "--out", str(tmp_path / "out"))
-    assert proc.returncode == 2
-    assert str(bogus) in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "out").exists()
+def test_the_console_script_and_python_m_reach_main(cli) -> None:
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, func = scripts["modelcompat"].split(":")
+    assert getattr(import_module(module), func) is main
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"modelcompat {__version__}"
 
 
-def test_matrix_show_lists_the_expanded_cells() -> None:
-    proc = cli("matrix", "show", str(matrices_dir() / "default.yaml"))
-    assert proc.returncode == 0, proc.stderr
-    for cell in ("host-ort/cpu/ort-cpu", "ort-1.16/cpu/ort-cpu", "host-torch/cuda/torch-export"):
-        assert cell in proc.stdout
+def test_help_lists_the_commands_then_the_groups_in_order(cli) -> None:
+    proc = cli("--help")
+    assert proc.returncode == 0
+    listed = [line.split()[0] for line in proc.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == COMMANDS + GROUPS
+    bare = cli()  # no arguments: the same help, as a usage error (click's exit 2, as before the split)
+    assert bare.returncode == 2 and bare.stderr == proc.stdout
 
 
-def test_matrix_show_refuses_a_malformed_matrix(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nruntimes: []\nhardware: [{id: cpu}]\nbackends: []\n")
-    proc = cli("matrix", "show", str(bad))
-    assert proc.returncode == 2
-    assert str(bad) in proc.stderr and "runtimes" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def _app_raising(exc: Exception) -> typer.Typer:
+    """A one-command app built like the real one (same group class), whose command raises ``exc``."""
+    probe = typer.Typer(cls=_ErrorMappingGroup, add_completion=False)
+
+    @probe.command()
+    def boom() -> None:
+        raise exc
+
+    @probe.command()
+    def fine() -> None:
+        pass
+    return probe
 
 
-def test_validators_lists_the_installed_validators() -> None:
-    proc = cli("validators")
-    assert proc.returncode == 0, proc.stderr
-    for name in ("integrity", "loadability", "io_contract", "numerical_parity"):
-        assert name in proc.stdout
+@pytest.mark.parametrize(("exc", "code", "message"), [
+    (InputError("bad flag", field="--x", fix="use --y"), 2, "error: --x: bad flag\n  fix: use --y"),
+    (RunNotFoundError("/s", "r9", ["r1", "r2"]), 2,
+     "error: no committed run 'r9' in the store /s; pick one of the recent runs: r1, r2"),
+    (StoreError("the runs file /s/runs/x.parquet is unreadable"), 3,
+     "error: the runs file /s/runs/x.parquet is unreadable"),
+    (ModelcompatError("the environment could not be built"), 3, "error: the environment could not be built"),
+])
+def test_errors_become_one_message_and_their_exit_code(exc, code, message) -> None:
+    result = CliRunner().invoke(_app_raising(exc), ["boom"])
+    assert result.exit_code == code
+    assert result.stderr.strip() == message
+    assert not isinstance(result.exception, ModelcompatError)  # handled, not escaped
 
 
-def test_plan_on_an_empty_store_runs_everything_it_can(demo_package, tmp_path: Path) -> None:
-    proc = cli("plan", "--model", str(demo_package.root), "--matrix", str(matrices_dir() / "smoke.yaml"),
-               "--validators", "integrity,loadability", "--store", str(tmp_path / "store"))
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("no earlier report of this check") == 4
-    assert "4 run, 0 cached, 0 skipped" in proc.stdout
-    assert not (tmp_path / "store" / "runs").exists()  # planning writes nothing
+def test_an_unknown_run_through_the_real_app_is_exit_2(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["report", "r-missing", "--store", str(tmp_path / "store")])
+    assert result.exit_code == 2 and "no committed run 'r-missing'" in result.stderr

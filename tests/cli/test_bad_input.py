@@ -85,7 +85,8 @@ def test_malformed_manifest_is_refused_by_the_cli_with_exit_2(demo_package, tmp_
     text = manifest["__raw__"] if "__raw__" in manifest else yaml.safe_dump(manifest, sort_keys=False)
     (pkg / "modelcompat.yaml").write_text(text)
     env = {**os.environ, "MODELCOMPAT_HOME": str(tmp_path / "home"), "COLUMNS": "400"}
-    proc = subprocess.run([*CLI, "run", "--model", str(pkg)], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([*CLI, "run", "--model", str(pkg)], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "modelcompat.yaml" in proc.stderr
     for needle in needles:

@@ -1,15 +1,16 @@
-"""A store with a real run of the demo package (check_cell on host cells) and its history derived from it."""
+"""A store with a real run of the demo package (check_cell on host cells) and its history derived from it;
+and a small synthetic run summary for the renderers."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from modelcompat.baseline.comparison import compare_reports
+from modelcompat.baseline.comparison import Change, Comparison, compare_reports
 from modelcompat.baseline.promotion import promote
 from modelcompat.execution.harness import CellJob, check_cell
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.results.report import Finding, Report, Severity, Status
-from modelcompat.results.summary import verdict
+from modelcompat.results.summary import RunSummary, run_summary, verdict
 from modelcompat.settings import env_cache, matrices_dir
 from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
@@ -69,3 +70,42 @@ def build_store(store_dir: Path, package) -> tuple[Store, list[str]]:
     comparison = compare_reports(store, package.manifest.name, final, as_of=T0 + timedelta(days=5))
     store.append_run(_record(last, package, T0 + timedelta(days=5), comparison.verdict(verdict(final))), final)
     return store, run_ids
+
+
+def sample_summary(*, baseline: bool = True) -> RunSummary:
+    """A small run summary with every status, findings with and without remediation, a status and a metric
+    regression (for the renderers' tests; no store, no run)."""
+    def report(cell: str, validator: str, status: Status, *findings: Finding, **kw: object) -> Report:
+        return Report(run_id="r1", cell=cell, runtime=cell.split("/")[0], runtime_version="onnxruntime 1.16.3",
+                      hardware="cpu", backend=cell.rsplit("/", 1)[-1], validator=validator, validator_version="1",
+                      status=status, findings=findings, **kw)
+
+    reports = [
+        report("ort-1.16/cpu/ort-cpu", "loadability", Status.PASS, metrics={"load_time_ms": 21.7}),
+        report("ort-1.16/cpu/ort-cpu", "latency", Status.PASS, metrics={"p95_latency_ms": 5.31}, cached=True,
+               cached_from="r0"),
+        report("ort-1.16/cpu/ort-cpu", "io_contract", Status.FAIL, Finding(
+            code="io_contract.shape_mismatch", severity=Severity.ERROR, message="output 0 has shape [1, 3] | not 4",
+            remediation="re-export the model with the contracted output head", observed="[1, 3]",
+            expected="[batch, 4]")),
+        report("ort-1.18/cpu/ort-cpu", "loadability", Status.ERROR, Finding(
+            code="probe.crashed", severity=Severity.ERROR, message="the probe died of SIGSEGV")),
+        report("ort-1.18/cpu/ort-cpu", "latency", Status.WARN, Finding(
+            code="latency.noisy", severity=Severity.WARN, message="cv 40%", remediation="run on a quiet host")),
+        report("ort-1.18/cpu/ort-cpu", "io_contract", Status.SKIPPED, Finding(
+            code="skip.hardware", severity=Severity.INFO, message="no worker offers GPU=1")),
+        report("ort-1.18/cuda/ort-cuda", "io_contract", Status.SKIPPED, Finding(
+            code="skip.hardware", severity=Severity.INFO, message="no worker offers GPU=1")),
+    ]
+    comparison = Comparison(baseline_run_id="r0", changes=[
+        Change(cell="ort-1.16/cpu/ort-cpu", validator="io_contract", kind="status", change="regression",
+               severity="critical", from_="pass", to="fail", baseline_run_id="r0", remediation="fix the head"),
+        Change(cell="ort-1.16/cpu/ort-cpu", validator="latency", kind="metric", change="regression",
+               severity="major", from_=4.12, to=5.31, metric="p95_latency_ms", delta_pct=28.88, baseline_run_id="r0",
+               remediation="profile the cell", note="warn > 10%, fail > 25%"),
+    ]) if baseline else None
+    return run_summary(run_id="r1", flow_run_id=None, trigger="cli", started_at="2026-11-22T02:15:00+00:00",
+                       finished_at="2026-11-22T02:16:00+00:00",
+                       model={"name": "demo-mlp", "version": "1.0.0", "sha256": "ab" * 32},
+                       matrix={"name": "default", "path": "matrices/default.yaml"}, reports=reports,
+                       plan={"run": 5, "cached": 1, "skipped": 2}, comparison=comparison)

@@ -1,0 +1,59 @@
+"""`modelcompat plan` and `modelcompat run` through the real CLI (run: a real Prefect server and Dask worker)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from modelcompat.results.summary import RunSummary
+from modelcompat.settings import matrices_dir
+from modelcompat.store import Store
+
+SMOKE = str(matrices_dir() / "smoke.yaml")
+
+
+def test_plan_on_an_empty_store_runs_everything_it_can(cli, demo_package, tmp_path: Path) -> None:
+    proc = cli("plan", "--model", str(demo_package.root), "--matrix", SMOKE,
+               "--validators", "integrity,loadability", "--store", str(tmp_path / "store"),
+               "--json", str(tmp_path / "plan.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("no earlier report of this check") == 4
+    assert "4 run, 0 cached, 0 skipped" in proc.stdout
+    assert not (tmp_path / "store" / "runs").exists()  # planning writes nothing
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert {(p["cell"], p["validator"], p["decision"]) for p in plan} == {
+        (c, v, "run") for c in ("host-ort/cpu/ort-cpu", "host-torch/cpu/torch-eager")
+        for v in ("integrity", "loadability")}
+    assert all(p["cache_key"] and p["cached_from"] is None for p in plan)
+
+
+def test_plan_as_markdown(invoke, demo_package, tmp_path: Path) -> None:
+    code, out, _ = invoke("plan", "--model", str(demo_package.root), "--matrix", SMOKE, "--validators", "integrity",
+                          "--store", str(tmp_path / "store"), "--markdown")
+    assert code == 0
+    assert out.startswith("# Plan: 2 to run, 0 cached, 0 skipped")
+    assert "| `host-ort/cpu/ort-cpu` | integrity | run |" in out
+
+
+def test_run_refuses_an_unknown_validator_before_running_anything(cli, tmp_path: Path) -> None:
+    proc = cli("run", "--validators", "integrity,no_such_check", "--matrix", SMOKE,
+               env={"MODELCOMPAT_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 2
+    assert "no_such_check" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "home" / "store").exists()
+
+
+def test_run_writes_the_summary_the_model_describes(cli, demo_package, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "summary.json"
+    proc = cli("run", "--model", str(demo_package.root), "--matrix", SMOKE, "--cells", "host-ort/*",
+               "--validators", "integrity,loadability", "--workers", "1", "--json", str(out),
+               env={"MODELCOMPAT_HOME": str(tmp_path / "home")}, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = out.read_text()
+    summary = RunSummary.model_validate_json(text)
+    assert summary.to_json_text() == text  # the written document is exactly the model's dump
+    assert summary.verdict == "pass" and summary.trigger == "cli" and summary.flow_run_id
+    assert {(r.cell, r.validator, r.status.value) for r in summary.reports} == {
+        ("host-ort/cpu/ort-cpu", "integrity", "pass"), ("host-ort/cpu/ort-cpu", "loadability", "pass")}
+    assert f"run {summary.run_id}: pass 2" in proc.stdout and f"summary written to {out}" in proc.stdout
+    stored = Store(str(tmp_path / "home" / "store")).run(summary.run_id)
+    assert stored is not None and stored.verdict == "pass"
