@@ -166,8 +166,8 @@ def _compare(package: Any, cell: Any, tmp: Path, *, iterations: int, warmup: int
     on a scale of seconds, and short paired rounds see the same load on both sides. With `singles`, the
     probe (model loaded, lock held) then answers that many single `run` requests, timed on the host.
     """
-    from modelcompat.probe.launcher import ProbeSession
     from modelcompat.execution.context import CellContext
+    from modelcompat.probe.launcher import ProbeSession
     from modelcompat.validators.latency import Latency, timing_lock
 
     model = package.resolve(package.artifact("onnx").path)

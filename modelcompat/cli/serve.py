@@ -43,7 +43,7 @@ def serve(
         console.print(f"the Prefect API at {url} answers", highlight=False, soft_wrap=True)
     import httpx
 
-    from modelcompat.orchestration.deployments import serve as serve_deployments
+    from modelcompat.flows.deployments import serve as serve_deployments
 
     try:
         serve_deployments(limit=limit)

@@ -1,4 +1,5 @@
-"""Renderings of a run for people and tools: terminal, markdown, Prefect artifacts, HTML, JUnit.
+"""Renderings of a run for people and tools: terminal, tables, markdown, Prefect artifacts, HTML, JUnit.
 
-May import: results, baseline (severity tables); never store writes, execution or orchestration.
+May import: results, matrix, validators (names), planning (plan rows), baseline (severity tables); never store
+writes, execution or orchestration.
 """

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 from modelcompat import settings
-from modelcompat.results.report import Outcome
-from modelcompat.validators.base import Params, ValidationContext, Validator
+from modelcompat.validators import Outcome, Params, ValidationContext, Validator
 
 ENV_DIR = "MCFAULT_DIR"
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -47,11 +46,10 @@ class FaultProbe(Validator):
 
     def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
         kind = _mode("probe", ctx.cell.id) if ENV_DIR in os.environ else None
-        assert ctx.probe is not None
         if kind == "hang":
-            ctx.probe.request("fault", kind="hang", timeout_s=2)
+            ctx.request("fault", kind="hang", timeout_s=2)
         elif kind:
-            ctx.probe.request("fault", kind=kind)
+            ctx.request("fault", kind=kind)
         return Outcome()
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from modelcompat.errors import InputError
 from modelcompat.files.yaml_reader import load_yaml_mapping, strip_lines
-from modelcompat.orchestration import deployments
+from modelcompat.flows import deployments
 from modelcompat.settings import REPO_ROOT
 
 
