@@ -24,9 +24,9 @@ def temp_name(final: str | os.PathLike[str]) -> Path:
     return final.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:16]}-{final.name}.tmp")
 
 
-def fsync_dir(folder: str | os.PathLike[str]) -> None:
-    """Make a rename inside ``folder`` durable (the folder entry, not just the file's bytes)."""
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file's bytes, or a folder's entries (what makes a rename inside it durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -34,55 +34,40 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike[str], mode: str = "wb", *, durable: bool = True,
-                  exclusive: bool = False, perm: int = 0o666, encoding: str | None = None) -> Iterator[IO[Any]]:
-    """Yield a file open on a temporary name; on a clean exit it becomes ``path`` atomically.
-
-    ``exclusive``: create ``path`` only if absent (``os.link``: of two writers exactly one wins; the
-    loser gets ``FileExistsError``). ``perm``: permission bits before the umask, as ``open()`` uses.
-    On an exception the temporary file is removed and the exception propagates; ``path`` is untouched.
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_output mode must be 'wb' or 'w', not {mode!r}")
-    final = Path(path)
-    tmp = temp_name(final)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), perm)
-    try:
-        with os.fdopen(fd, mode, encoding=encoding if mode == "w" else None) as out:
-            yield out
-            out.flush()
-            if durable:
-                os.fsync(out.fileno())  # durable before visible: never a committed name on an empty file
-        _publish(tmp, final, exclusive=exclusive)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(final.parent)
-
-
-@contextmanager
 def atomic_path(path: str | os.PathLike[str], *, durable: bool = True, exclusive: bool = False) -> Iterator[Path]:
     """Yield a temporary path for a tool that writes files by name (a converter); it becomes ``path`` on a clean exit.
 
-    The tool must have created the file by then. Same guarantees as :func:`atomic_output`.
+    The tool must have created the file by then. ``exclusive``: create ``path`` only if absent (``os.link``: of
+    two writers exactly one wins; the loser gets ``FileExistsError``). On an exception the temporary file is
+    removed and the exception propagates; ``path`` is untouched.
     """
     final = Path(path)
     tmp = temp_name(final)
     try:
         yield tmp
         if durable:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(tmp)  # durable before visible: never a committed name on an empty file
         _publish(tmp, final, exclusive=exclusive)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
-        fsync_dir(final.parent)
+        fsync_path(final.parent)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "wb", *, durable: bool = True,
+                  exclusive: bool = False, perm: int = 0o666, encoding: str | None = None) -> Iterator[IO[Any]]:
+    """Yield a file open on a temporary name; on a clean exit it becomes ``path`` atomically.
+
+    Same guarantees as :func:`atomic_path`. ``perm``: permission bits before the umask, as ``open()`` uses.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_output mode must be 'wb' or 'w', not {mode!r}")
+    with atomic_path(path, durable=durable, exclusive=exclusive) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), perm)
+        with os.fdopen(fd, mode, encoding=encoding if mode == "w" else None) as out:
+            yield out
 
 
 def _publish(tmp: Path, final: Path, *, exclusive: bool) -> None:

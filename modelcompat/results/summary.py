@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_serializer
 
 from modelcompat.results.report import Evidence, Finding, Report, Status
 from modelcompat.results.verdict import Verdict, exit_code, verdict
@@ -50,42 +50,33 @@ class MatrixRef(BaseModel):
     path: str
 
 
-class SummaryReport(BaseModel):
-    """One (cell, validator) report as the summary lists it: a Report without run id, cache key or inputs."""
+# The fields of a Report that the summary lists, in Report's order: without run id, cache key or inputs.
+SUMMARY_REPORT_FIELDS = ("cell", "runtime", "runtime_version", "hardware", "backend", "validator", "validator_version",
+                         "status", "cached", "cached_from", "duration_s", "metrics", "findings", "evidence")
 
+
+class _SummaryReportBase(BaseModel):
     model_config = _STRICT
-
-    cell: str
-    runtime: str
-    runtime_version: str | None
-    hardware: str
-    backend: str
-    validator: str
-    validator_version: str
-    status: Status
-    cached: bool
-    cached_from: str | None
-    duration_s: float
-    metrics: dict[str, float]
-    findings: tuple[Finding, ...]
-    evidence: Evidence
 
     @classmethod
     def from_report(cls, report: Report) -> SummaryReport:
-        return cls(cell=report.cell, runtime=report.runtime, runtime_version=report.runtime_version,
-                   hardware=report.hardware, backend=report.backend, validator=report.validator,
-                   validator_version=report.validator_version, status=report.status, cached=report.cached,
-                   cached_from=report.cached_from, duration_s=round(report.duration_s, 4),
-                   metrics=dict(report.metrics), findings=report.findings, evidence=report.evidence)
+        values = {name: getattr(report, name) for name in SUMMARY_REPORT_FIELDS}
+        return cls(**{**values, "duration_s": round(report.duration_s, 4), "metrics": dict(report.metrics)})
 
     # Inside findings and evidence, unknown values are left out rather than written as null.
-    @field_serializer("findings")
+    @field_serializer("findings", check_fields=False)
     def _findings(self, findings: tuple[Finding, ...]) -> list[dict[str, Any]]:
         return [f.model_dump(mode="json", exclude_none=True) for f in findings]
 
-    @field_serializer("evidence")
+    @field_serializer("evidence", check_fields=False)
     def _evidence(self, evidence: Evidence) -> dict[str, Any]:
         return evidence.model_dump(mode="json", exclude_none=True)
+
+
+# One (cell, validator) report as the summary lists it; its fields are Report's own (one definition), all required.
+SummaryReport = create_model(
+    "SummaryReport", __base__=_SummaryReportBase, __module__=__name__,
+    **{name: (Report.model_fields[name].annotation, ...) for name in SUMMARY_REPORT_FIELDS})
 
 
 class SummaryChange(BaseModel):
