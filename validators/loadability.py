@@ -34,6 +34,7 @@ class Loadability(Validator):
     version = "1"
     description = "The artifact loads in the cell's runtime and backend (execution provider / torch mode)."
     inputs = ("artifact", "runtime", "hardware", "backend")
+    needs_model = False  # it is the load: its failure is the root cause the others are blocked by
 
     def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
         try:

@@ -79,6 +79,7 @@ class OperatorCoverage(Validator):
     description = ("Every node has a kernel on the cell's execution provider (no silent CPU fallback), "
                    "both when loading and when running the payload.")
     inputs = ("artifact", "payload", "runtime", "hardware", "backend")
+    needs_model = False  # names the node without a kernel when the model does not load
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         if cell.backend.runtime != "onnxruntime":

@@ -150,6 +150,7 @@ class OpsetSupport(Validator):
                    "accepts (maxima learned by probing each runtime version once).")
     Params = OpsetSupportParams
     inputs = ("artifact", "runtime", "backend")
+    needs_model = False  # explains why a model does not load: it must run when it does not
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         if cell.backend.consumes() != "onnx":
