@@ -5,6 +5,7 @@ build leaves nothing behind. Reference outputs are computed through the probe, n
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -23,13 +24,15 @@ from pydantic import ValidationError
 from modelcompat.errors import ArtifactError, InputError, ProbeRequestError
 from modelcompat.files.yaml_reader import pydantic_error_to_input_error
 from modelcompat.matrix.cells import ArtifactFormat, BackendSpec
-from modelcompat.model.hashing import sha256_file
+from modelcompat.model.external_data import normalised, resolve_data_files
+from modelcompat.model.hashing import CHUNK_SIZE
 from modelcompat.model.inspect import FORMATS, detect_format, read_contract
 from modelcompat.model.package import (
     MANIFEST_NAME,
     Artifact,
     Budgets,
     Contract,
+    DataFile,
     Manifest,
     ModelPackage,
     TensorSpec,
@@ -71,6 +74,8 @@ def build_package(
 
     Args:
         model_files: one file per format at most (ONNX, TorchScript, pt2); formats are read from the bytes.
+            The external-data files an ONNX model references (`model.onnx.data`) are taken along under the
+            same relative names, each hashed in the manifest (`artifacts[].data_files`).
         payload: `.npz` of representative inputs keyed by input name.
         out: the package folder to create (must not exist or be empty, unless `overwrite`).
         name, version: package identity (name: letters, digits, `_.-`).
@@ -81,12 +86,14 @@ def build_package(
         overwrite: replace an existing package at `out` (the old one stays until the new one is complete).
 
     Raises:
-        ArtifactError: a model file is unreadable / not a supported format, or the reference runtime refuses it.
+        ArtifactError: a model file is unreadable / not a supported format, or the reference runtime refuses it;
+            an external-data location that is absolute, climbs out with '..', goes through a symlink, or names
+            a missing or truncated file.
         InputError: bad payload or reference (names the file and key), two files of one format,
             `out` already exists, invalid name/version/tolerances/budgets/semantics.
         ProbeError: the probe computing the reference crashed or hung.
     """
-    out = Path(out)
+    out = Path(out).absolute()  # the probe computing references runs in another cwd
     payload = Path(payload)
     model_files = [Path(f) for f in model_files]
     if not model_files:
@@ -109,6 +116,7 @@ def build_package(
         formats[fmt] = path
     formats = {fmt: formats[fmt] for fmt in FORMATS if fmt in formats}  # fixed order: onnx first
 
+    data_files = _external_data(formats)
     contract, contract_source = _static_contract(formats)
     if contract is not None:
         _check_consistent(formats, contract, contract_source)
@@ -125,8 +133,9 @@ def build_package(
         artifacts = []
         for fmt, src in formats.items():
             dst = staging / ARTIFACT_NAMES[fmt]
-            shutil.copyfile(src, dst)
-            artifacts.append(Artifact(format=fmt, path=dst.name, sha256=sha256_file(dst)))
+            digest, _ = _copy_hashed(src, dst)
+            files = [_copy_data_file(path, staging / rel, rel) for rel, path in data_files.get(fmt, [])]
+            artifacts.append(Artifact(format=fmt, path=dst.name, sha256=digest, data_files=files or None))
         shutil.copyfile(payload, staging / PAYLOAD_NAME)
 
         if reference is not None:
@@ -179,6 +188,48 @@ def _check_out(out: Path, overwrite: bool) -> None:
             # overwrite deletes the old folder: only ever a package, never a folder given by mistake.
             raise InputError(f"output folder is not empty and holds no {MANIFEST_NAME}; refusing to replace it",
                              file=out, fix="choose a new or empty folder for the package")
+
+
+def _external_data(formats: dict[ArtifactFormat, Path]) -> dict[ArtifactFormat, list[tuple[str, Path]]]:
+    """The external-data files the ONNX model reads, as (package-relative name, source path), checked up front.
+
+    Resolved as onnx resolves them (relative to the model file's folder) and kept under the same relative
+    name, so the packaged model.onnx finds them beside itself. Only the graph is parsed, never the weights.
+    """
+    if "onnx" not in formats:
+        return {}
+    reserved = {*ARTIFACT_NAMES.values(), PAYLOAD_NAME, REFERENCE_NAME, MANIFEST_NAME}
+    taken: list[tuple[str, Path]] = []
+    for ref, path in resolve_data_files(formats["onnx"]):
+        rel = normalised(ref.location)
+        if rel in reserved or rel.split("/")[0] in reserved:
+            raise ArtifactError(
+                f"external data file {ref.location!r} has the name of a file the package itself holds",
+                file=formats["onnx"], field=f"tensor {ref.tensors[0]!r} external_data.location",
+                fix="save the weights under another name: onnx.save_model(model, path, save_as_external_data=True, "
+                    "location='model.onnx.data')")
+        taken.append((rel, path))
+    return {"onnx": taken} if taken else {}
+
+
+def _copy_hashed(src: Path, dst: Path) -> tuple[str, int]:
+    """Copy `src` to `dst` and hash the bytes on the way: one streaming pass, constant memory."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    size = 0
+    with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:
+        while n := fin.readinto(buffer):
+            digest.update(view[:n])
+            fout.write(view[:n])
+            size += n
+    return digest.hexdigest(), size
+
+
+def _copy_data_file(src: Path, dst: Path, rel: str) -> DataFile:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = _copy_hashed(src, dst)
+    return DataFile(path=rel, sha256=digest, size=size)
 
 
 def _static_contract(formats: dict[ArtifactFormat, Path]) -> tuple[Contract | None, ArtifactFormat | None]:

@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from modelcompat.errors import ManifestError
 from modelcompat.files.yaml_reader import (
@@ -25,20 +33,46 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _inside(value: str) -> str:
+    p = Path(value)
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError("must be a path inside the package folder (no absolute path, no '..')")
+    return value
+
+
+class DataFile(_Strict):
+    """An external-data file an ONNX artifact reads its weights from (`model.onnx.data`)."""
+
+    path: str = Field(description="Path relative to the package folder: the location the model names, as it names it.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the file's bytes.")
+    size: int = Field(ge=0, description="Size in bytes (a truncated copy is told apart from a modified one).")
+
+    _relative_inside = field_validator("path")(_inside)
+
+
 class Artifact(_Strict):
-    """One serialized form of the model."""
+    """One serialized form of the model, with the external-data files it reads (ONNX only)."""
 
     format: ArtifactFormat = Field(description="`onnx`, `torchscript` (.pt) or `pt2` (torch.export).")
     path: str = Field(description="Path relative to the package folder.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the file's bytes.")
+    data_files: list[DataFile] | None = Field(
+        None, description="External-data files of an ONNX model, each hashed; absent when the model has none.")
 
-    @field_validator("path")
-    @classmethod
-    def _relative_inside(cls, value: str) -> str:
-        p = Path(value)
-        if p.is_absolute() or ".." in p.parts:
-            raise ValueError("must be a path inside the package folder (no absolute path, no '..')")
-        return value
+    _relative_inside = field_validator("path")(_inside)
+
+    @model_serializer(mode="wrap")
+    def _drop_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An artifact without data files dumps as it did before the field existed: the same manifest text
+        # and the same `manifest.artifacts` cache-key component.
+        data = handler(self)
+        if data.get("data_files") is None:
+            data.pop("data_files", None)
+        return data
+
+    def files(self) -> list[tuple[str, str]]:
+        """(path, declared sha256) of every file the artifact is made of: the model file first."""
+        return [(self.path, self.sha256), *((d.path, d.sha256) for d in self.data_files or [])]
 
 
 class TensorSpec(_Strict):
