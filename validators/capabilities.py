@@ -175,6 +175,35 @@ def registered_anywhere(domain: str, capabilities_dir: Path | None = None) -> Re
     return next((r for r in releases(capabilities_dir) if domain in r.max_opset), None)
 
 
+def graph_nodes(model: Any) -> list[Any]:
+    """Every node of the model: the main graph, subgraphs (If/Loop/Scan bodies) and local function bodies."""
+    def walk(nodes: Any) -> list[Any]:
+        found = []
+        for node in nodes:
+            found.append(node)
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    found += walk(attr.g.node)
+                for g in attr.graphs:
+                    found += walk(g.node)
+        return found
+    return walk(model.graph.node) + [n for f in getattr(model, "functions", []) for n in walk(f.node)]
+
+
+# onnxruntime's refusal of a node whose (domain, op) nothing registers: "com.example:Foo(-1) is not a registered
+# function/op" (the domain is empty for ai.onnx).
+UNREGISTERED_OP = re.compile(r"(?P<domain>[\w.]*):(?P<op>\w+)\((?P<version>-?\d+)\) is not a registered function/op")
+
+
+def custom_domain_fix(domain: str) -> str:
+    """What to do about nodes of a domain no onnxruntime release registers (a custom-op library's domain)."""
+    library = (" (for ai.onnx.contrib, onnxruntime-extensions: onnxruntime_extensions.get_library_path())"
+               if domain == "ai.onnx.contrib" else "")
+    return (f"register the custom op library that implements {domain} with "
+            f"SessionOptions.register_custom_ops_library(path){library} in the serving code, or remove the "
+            f"custom domain's nodes at export (replace them with standard ONNX ops)")
+
+
 def model_needs(model: Any) -> dict[str, int]:
     """What a model asks of a runtime: `{"ir": n, domain: opset}` for each domain the runtime must register.
 
