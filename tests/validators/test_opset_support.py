@@ -8,8 +8,8 @@ import json
 import pytest
 
 from modelcompat.execution.harness import CellJob, check_cell
-from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT
 from modelcompat.validators.capabilities import load_table
+from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT
 from support.tinyonnx import FLOAT, one_node, onnx_package
 
 
