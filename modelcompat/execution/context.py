@@ -18,6 +18,7 @@ from modelcompat.errors import ProbeRequestError
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.package import ModelPackage
 from modelcompat.model.precision import ConversionError, convert_onnx, needs_conversion
+from modelcompat.model.values import load_values
 from modelcompat.probe.launcher import ProbeSession
 from modelcompat.runtime.environments import RuntimeEnv, resolved_versions
 from modelcompat.validators.base import ValidationContext
@@ -119,8 +120,7 @@ class CellContext(ValidationContext):
     def _run(self, out: Path) -> dict[str, np.ndarray]:
         self._session().request("run", inputs=str(self.package.resolve(self.package.manifest.payload)),
                                 outputs=str(out))
-        with np.load(out, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return load_values(out)  # tensors, and sequences/maps/None (docs/contract.md "Files")
 
     def run_loaded(self, name: str) -> dict[str, np.ndarray]:
         return self._run(self.workdir / f"outputs-{name}.npz")

@@ -151,8 +151,11 @@ def input_components(validator: type[Validator], params: dict[str, Any], cell: C
             parts[name] = _json(cell.backend.model_dump(mode="json"))
         elif name == "payload":
             parts[name] = _file(package, manifest.payload)
+            # More payloads (`payloads:`) join the key; a one-payload package keeps the key it always had.
+            parts[name] += "".join(f" + {_file(package, extra.payload)}" for extra in manifest.payloads)
         elif name == "reference":
             parts[name] = _file(package, manifest.reference)
+            parts[name] += "".join(f" + {_file(package, extra.reference)}" for extra in manifest.payloads)
         elif name.startswith("manifest."):
             field = name.removeprefix("manifest.")
             parts[name] = _json(_plain(getattr(manifest, field)))
