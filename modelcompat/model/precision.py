@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from modelcompat.errors import ArtifactError, ProbeRequestError
+from modelcompat.errors import ProbeRequestError
 from modelcompat.model.external_data import resolve_data_files
 from modelcompat.model.hashing import cached_sha256, sha256_file
 
@@ -167,12 +167,12 @@ def convert_onnx(src: Path, precision: str, dest_dir: Path) -> Path:
     src = Path(src)
     if precision not in CONVERTED:
         raise ConversionError(precision, src, ValueError(f"no conversion to {precision!r} (one of {CONVERTED})"))
+    dest_dir.mkdir(parents=True, exist_ok=True)
     try:
         data_files = [path for _, path in resolve_data_files(src)]
-    except ArtifactError as exc:  # unsafe_serialization and integrity report the location itself
-        raise ConversionError(precision, src, exc) from None
+    except Exception as exc:  # unreadable, or a refused data-file location: a finding, as the converter's own
+        raise ConversionError(precision, src, exc) from exc
     digest = _source_digest(src, data_files)
-    dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{src.stem}.{digest}.{precision}.onnx"
     if dest.is_file():
         return dest
