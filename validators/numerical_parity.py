@@ -5,7 +5,9 @@ held to fp32's 1e-5. Fail beyond tolerance, warn above half of it, and always re
 that would have passed. Sequences and maps are compared element by element and key by key (a missing or
 extra key, or a length change, is a finding). Outputs whose meaning the contract declares (`logits`,
 `probabilities`, `labels`, `embedding`) are also graded on predictions: top-1/top-k agreement or cosine
-similarity. Drift beyond tolerance whose predictions agree is a `warn`; changed predictions are a `fail`.
+similarity. Drift beyond tolerance whose predictions agree is a `warn` only where lower precision explains it
+(an fp16/bf16/int8 backend, a float16 output, or a quantized graph); at fp32 nothing does, so such a miss stays
+a `fail` (a large miss is never downgraded). Changed predictions are a `fail` everywhere.
 Every payload of the package (`payloads:`) is compared with its own reference.
 """
 from __future__ import annotations
@@ -40,6 +42,10 @@ PRECISION_FLOORS: dict[str, Tolerance] = {
     "int8": Tolerance(atol=1e-1, rtol=1e-1),
 }
 _DTYPE_PRECISION = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8", "uint8": "int8"}
+# Ops that make a graph quantized: its outputs carry int8 rounding even when their dtype is float32.
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                           "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "QAttention",
+                           "QLinearAdd", "QLinearMul", "QGemm"})
 # Grading: above this fraction of the tolerance the output passes but is reported as close to failing.
 WARN_FRACTION = 0.5
 
@@ -335,20 +341,25 @@ class NumericalParity(Validator):
                                 "or widen the per-output tolerance deliberately"))
         semantics = spec.semantics if spec is not None else None
         if semantics in PREDICTION_SEMANTICS and not problems:
-            findings = self._grade_predictions(params, name, semantics, actual, expected, at, exceeded, findings,
-                                               worst)
+            lowered = any(effective_precision(ctx.cell.backend.precision, str(getattr(a, "dtype", ""))) != "fp32"
+                          for _, a, _ in pairs) or _quantized_graph(ctx)
+            findings = self._grade_predictions(params, name, semantics, actual, expected, at,
+                                               exceeded if lowered else [], findings, worst, exceeded)
         return findings
 
     def _grade_predictions(self, params: NumericalParityParams, name: str, semantics: str, actual: Any,
                            expected: Any, at: str, exceeded: list[str], findings: list[Finding],
-                           worst: dict[str, float]) -> list[Finding]:
-        """Prediction-level grade of one output: drift whose predictions agree becomes a warning."""
+                           worst: dict[str, float], missed: list[str] | None = None) -> list[Finding]:
+        """Prediction-level grade of one output: drift that lower precision explains and whose predictions agree
+        becomes a warning (`exceeded`: the paths it may grade down); changed predictions are reported wherever
+        the tensors missed (`missed`)."""
         figures = prediction_metrics(semantics, actual, expected, params.top_k)
         if figures is None:
             return findings
         for key, value in figures.items():
             worst[key] = min(worst.get(key, value), value)
-        if not exceeded:
+        missed = exceeded if missed is None else missed
+        if not missed:
             return findings
         if semantics == "embedding":
             agree = figures["min_cosine"] >= params.min_cosine
@@ -367,6 +378,8 @@ class NumericalParity(Validator):
                 observed=said, expected=bar,
                 remediation="the drift changes what the model predicts: keep the diverging ops at higher precision, "
                             "recalibrate the quantization, or do not serve this backend")]
+        if not exceeded:  # fp32: nothing explains the miss, the tolerance finding stands
+            return findings
         # Predictions agree: the drift beyond tolerance is graded down to a warning, with the figures.
         kept = [f for f in findings if not (f.code == "numerical_parity.tolerance_exceeded"
                                             and any(f.message.startswith(p) for p in exceeded))]
@@ -376,3 +389,17 @@ class NumericalParity(Validator):
             observed=said, expected=bar,
             remediation="acceptable for serving if the application reads predictions only; set a per-output "
                         "tolerance in the manifest to record the accepted drift")]
+
+
+def _quantized_graph(ctx: ValidationContext) -> bool:
+    """Whether the cell runs a quantized ONNX graph (read statically: no weights loaded)."""
+    path = ctx.artifact_path
+    if path is None or not str(path).endswith(".onnx"):
+        return False
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - an unreadable model is loadability's finding, not this grade's
+        return False
+    return any(node.op_type in QUANTIZED_OPS for node in graph.node)
