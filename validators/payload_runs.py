@@ -10,6 +10,7 @@ from typing import Any
 
 from modelcompat.errors import ProbeRequestError
 from modelcompat.model.package import ModelPackage, PayloadSet
+from modelcompat.model.payloads import bindings
 from modelcompat.model.values import load_values
 from modelcompat.validators.base import ValidationContext
 
@@ -36,14 +37,7 @@ class PayloadRun:
 
 def input_bindings(package: ModelPackage, inputs: dict[str, Any]) -> dict[str, int]:
     """Sizes a payload gives the contract's symbolic input dims (`batch` -> 8)."""
-    bound: dict[str, int] = {}
-    for spec in package.manifest.contract.inputs:
-        value = inputs.get(spec.name)
-        if spec.is_tensor and spec.shape is not None and hasattr(value, "shape"):
-            for dim, size in zip(spec.shape, value.shape):
-                if isinstance(dim, str) and dim != "?":
-                    bound.setdefault(dim, int(size))
-    return bound
+    return bindings(inputs, package.manifest.contract.inputs)
 
 
 def run_payloads(ctx: ValidationContext) -> list[PayloadRun]:

@@ -11,10 +11,9 @@ from typing import Annotated
 import typer
 
 from modelcompat import settings
-from modelcompat.cli.console import console, print_error
+from modelcompat.cli.console import console
 from modelcompat.cli.options import CellsOption, MatrixOption, StoreOption, ValidatorsOption, split_csv
-from modelcompat.errors import ArtifactError, InputError
-from modelcompat.results.verdict import ExitCode
+from modelcompat.errors import ArtifactError
 
 
 def check(
@@ -32,7 +31,7 @@ def check(
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    from modelcompat.cli.run import _run_flow
+    from modelcompat.cli.run import run_and_print
     from modelcompat.matrix.spec import load_matrix
     from modelcompat.model.check_package import detect_formats, prepare
     from modelcompat.model.synthesize import parse_shape_options
@@ -48,21 +47,9 @@ def check(
     with console.status("synthesising inputs and computing the host reference…"):
         made = prepare(list(model_files), shapes)
     _print_provenance(made.package.root, made.provenance, made.reused)
-    try:
-        summary = _run_flow(matrix_path=matrix_path, model=made.package.root, validators=names, cells=cells,
+    summary = run_and_print(matrix_path=matrix_path, model=made.package.root, validators=names, cells=cells,
                             store=store, dask_address=settings.dask_address(), workers=workers or settings.workers(),
-                            force=False, force_validators=None)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001  the run itself broke (not a check): say so plainly, exit 3
-        if verbose:
-            console.print_exception()
-        print_error(f"the run did not complete: {type(exc).__name__}: {exc}"
-                    + ("" if verbose else "\n  (re-run with --verbose for the traceback)"))
-        raise typer.Exit(ExitCode.ERROR) from None
-    from modelcompat.render.terminal import print_summary
-
-    print_summary(console, summary)
+                            force=False, force_validators=None, verbose=verbose)
     console.print(_reference_line(made.provenance), markup=False, highlight=False)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
