@@ -22,7 +22,8 @@ run: setup
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: setup browser
+# The corpus tests (tests/corpus) need .venv-corpus: built here (once, stamped) so they never skip.
+test: setup browser corpus-env
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -41,8 +42,12 @@ clean:
 CORPUS_VENV  := .venv-corpus
 CORPUS_STAMP := $(CORPUS_VENV)/.installed
 
-.PHONY: corpus-env
+.PHONY: corpus-env corpus
 corpus-env: $(CORPUS_STAMP)
+
+# Every corpus model checked on the nightly matrix with every validator; writes the verdict table docs/corpus.md.
+corpus: setup corpus-env
+	$(BIN)/python -m corpus.verdicts --matrix nightly --out docs/corpus.md
 
 $(CORPUS_STAMP): corpus/requirements.txt
 	test -x $(CORPUS_VENV)/bin/python || $(PYTHON) -m venv $(CORPUS_VENV)

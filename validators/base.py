@@ -52,6 +52,12 @@ class Validator(ABC):
     # which replaces the load the cell's other checks share: the harness runs such checks after those,
     # so the shared load happens once (a torch.export load costs ~0.5 s each time).
     reloads_model: ClassVar[bool] = False
+    # Whether `validate` needs the cell's model loaded to say anything (most probe checks). When the model
+    # does not load, the check that found it carries the root cause (its `fail`) and every check of the cell
+    # that needs the model is reported `skipped` (`<name>.blocked`, "blocked by <its finding code>").
+    # False for checks that diagnose the load themselves (loadability, opset_support, operator_coverage) or
+    # do not use the model (environment_parity); the harness runs those before the checks that need it.
+    needs_model: ClassVar[bool] = True
     # Slow imports to pay once per run instead of once per local Dask worker: `"module"` or
     # `"module:function"`, run in the process local workers are forked from (modelcompat.orchestration.worker_preload).
     preload: ClassVar[tuple[str, ...]] = ()

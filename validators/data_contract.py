@@ -1,7 +1,7 @@
 """`data_contract`: Great Expectations suites over the payload's input tensors and over the outputs of a run.
 
 Inputs: contracted dtype, no NaN, no ±Inf. Outputs: no NaN/Inf; `probabilities` outputs in [0, 1] with rows
-(the last axis) summing to 1. GE runs here in the host process: it inspects arrays and runs no model.
+(the last axis) summing to 1 — a sequence of maps (skl2onnx's ZipMap) is checked map by map. GE runs here in the host process: it inspects arrays and runs no model.
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from modelcompat.model.values import leaves, load_values
 from modelcompat.validators import Finding, Outcome, Params, Severity, TensorSpec, ValidationContext, Validator
+from modelcompat.validators.numerical_parity import class_scores
 
 # Sum-to-one tolerance by the backend's precision (a float32 softmax over thousands of classes is ~1e-6 off).
 _SUM_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "bf16": 3e-2, "int8": 5e-2}
@@ -115,12 +117,15 @@ class DataContract(Validator):
                 findings.append(_finding(kind, spec, column, config, result.result or {}, what))
 
         if params.check_inputs:
-            with np.load(ctx.package.resolve(ctx.package.manifest.payload), allow_pickle=False) as payload:
-                arrays = {k: payload[k] for k in payload.files}
+            arrays = load_values(ctx.package.resolve(ctx.package.manifest.payload))
             for spec in contract.inputs:
                 if spec.name not in arrays:
                     continue  # io_contract reports a payload that misses a contracted input
                 array = arrays[spec.name]
+                if not spec.is_tensor or not isinstance(array, np.ndarray):
+                    continue  # sequences/maps: io_contract checks their structure and types
+                if array.dtype.kind in "USO":
+                    continue  # strings: nothing numeric to expect; io_contract checks the dtype
                 expectations = [E.ExpectColumnValuesToBeOfType(column=spec.name, type_=spec.dtype)]
                 if np.issubdtype(array.dtype, np.floating):
                     low, high = _finite_bounds(array.dtype)
@@ -137,7 +142,10 @@ class DataContract(Validator):
                 tol = _SUM_TOLERANCE[ctx.cell.backend.precision]
             for spec in contract.outputs:
                 array = outputs.get(spec.name)
-                if array is None or not np.issubdtype(array.dtype, np.floating):
+                if isinstance(array, (list, tuple, dict)):
+                    # Sequences and maps: their numbers (a ZipMap's class probabilities) as rows.
+                    array = _numbers(array)
+                if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
                     continue  # io_contract reports missing outputs and dtype changes
                 low, high = _finite_bounds(array.dtype)
                 expectations = [E.ExpectColumnValuesToNotBeNull(column=spec.name),
@@ -157,6 +165,17 @@ class DataContract(Validator):
         return Outcome(metrics={"expectations_checked": float(checked),
                                 "expectations_failed": float(len(findings))},
                        findings=findings, runtime_version=runtime_version)
+
+
+def _numbers(value: Any) -> np.ndarray | None:
+    """The float numbers of a sequence/map output as an array: a sequence of maps gives one row per map
+    (keys sorted), so `probabilities` rows can be checked to sum to 1; None when it holds no floats."""
+    rows = class_scores(value)
+    if rows is not None:
+        return rows.astype(np.float32)
+    floats = [np.asarray(v, np.float64).reshape(-1) for _, v in leaves(value, "")
+              if np.asarray(v).dtype.kind == "f"]
+    return np.concatenate(floats) if floats else None
 
 
 def _finding(kind: str, spec: TensorSpec, column: str, config: Any, result: dict[str, Any], what: str) -> Finding:

@@ -6,12 +6,13 @@ precision-aware tolerance numerical_parity uses); fail beyond it.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
-from modelcompat.validators.numerical_parity import effective_precision, tolerance_for
+from modelcompat.validators.numerical_parity import align, effective_precision, tolerance_for
 
 
 class DeterminismParams(Params):
@@ -32,6 +33,24 @@ def _diff(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
                                                                                           equal_nan=True):
         diff = float("inf")  # NaN/Inf in different places: no tolerance covers that
     return diff, identical
+
+
+def _pairs(a_out: dict[str, Any], b_out: dict[str, Any]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(output, a, b) leaf arrays to compare: sequences and maps leaf by leaf (named `output[...]`); a changed
+    structure pairs as a difference no tolerance covers; strings compare as equal or infinitely apart."""
+    pairs: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for name, a_value in a_out.items():
+        if name not in b_out:
+            continue
+        leaves, problems = align(b_out[name], a_value, name)
+        if problems:
+            leaves = [(name, np.full(1, np.inf), np.zeros(1))]
+        for path, b, a in leaves:
+            if a.dtype.kind in "USO" or b.dtype.kind in "USO":
+                same = np.array_equal(a.astype(str), b.astype(str))
+                a, b = np.zeros(1), np.zeros(1) if same else np.full(1, np.inf)
+            pairs.append((name if path == name else path, a, b))
+    return pairs
 
 
 class Determinism(Validator):
@@ -58,21 +77,18 @@ class Determinism(Validator):
         findings: list[Finding] = []
         for kind, what, a_out, b_out in comparisons:
             worst = 0.0
-            for name, a in a_out.items():
-                b = b_out.get(name)
-                if b is None:
-                    continue
+            for name, a, b in _pairs(a_out, b_out):
                 diff, identical = _diff(a, b)
                 worst = max(worst, diff)
                 if identical:
                     continue
-                tol, _ = tolerance_for(manifest, name, effective_precision(ctx.cell.backend.precision, str(a.dtype)))
+                tol, _ = tolerance_for(manifest, name.split("[")[0], effective_precision(ctx.cell.backend.precision, str(a.dtype)))
                 within = np.isfinite(diff) and np.allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
                                                            atol=tol.atol, rtol=tol.rtol, equal_nan=True)
                 findings.append(Finding(
                     code="determinism.nondeterministic", severity=Severity.WARN if within else Severity.ERROR,
                     step=kind,
-                    message=f"output {name!r} differs between {what}: max abs diff {diff:.3g} "
+                    message=f"output {name if '[' in name else repr(name)} differs between {what}: max abs diff {diff:.3g} "
                             + ("(within tolerance, not bit-identical)" if within else
                                f"(beyond atol {tol.atol:g}, rtol {tol.rtol:g})"),
                     observed=f"max_abs_diff_{kind}={diff:.6g}", expected=f"identical (atol={tol.atol:g}, rtol={tol.rtol:g})",

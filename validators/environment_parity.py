@@ -50,6 +50,7 @@ class EnvironmentParity(Validator):
                    "cell's environment, with the exact installed versions; records python, platform, CPU flags "
                    "and CUDA driver.")
     inputs = ("manifest.requirements", "runtime", "hardware")
+    needs_model = False  # reads installed versions only
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         return None  # about the environment, whatever artifact the backend consumes

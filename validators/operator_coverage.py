@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
+from modelcompat.validators.capabilities import UNREGISTERED_OP, custom_domain_fix, registered_anywhere
 
 # onnxruntime: "Could not find an implementation for Erf(13) node with name 'node_erf'"
 _MISSING_KERNEL = re.compile(r"Could not find an implementation for (?P<op>[\w.]+)\((?P<opset>\d+)\) node with name "
@@ -73,12 +74,28 @@ def _missing_kernel(match: re.Match[str], graph: _Graph, provider: str, runtime:
                     f"{op}({opset}) for [{types}]")
 
 
+def _unregistered_op(match: re.Match[str], graph: _Graph, ctx: ValidationContext, runtime: str) -> Finding:
+    """A node whose (domain, op) the runtime does not register at all: a custom op, or one this release lacks."""
+    domain, op = match["domain"] or "ai.onnx", match["op"]
+    names = [n.name for n in graph.nodes if (n.domain or "ai.onnx") == domain and n.op_type == op]
+    where = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    custom = registered_anywhere(domain, ctx.capabilities_dir) is None
+    return Finding(
+        code="operator_coverage.unregistered_op", severity=Severity.ERROR, step="load",
+        message=f"{runtime} registers no {domain}:{op} (node{'s' if len(names) != 1 else ''} {where or '?'})"
+                + (f": {domain} is a custom domain no onnxruntime release registers" if custom else ""),
+        observed=f"{domain}::{op} at {len(names)} node(s)", expected=f"a registered {domain}:{op}",
+        remediation=custom_domain_fix(domain) if custom else
+        f"use a runtime version that implements {domain}:{op}, or replace the op at export")
+
+
 class OperatorCoverage(Validator):
     name = "operator_coverage"
     version = "1"
     description = ("Every node has a kernel on the cell's execution provider (no silent CPU fallback), "
                    "both when loading and when running the payload.")
     inputs = ("artifact", "payload", "runtime", "hardware", "backend")
+    needs_model = False  # names the node without a kernel when the model does not load
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         if cell.backend.runtime != "onnxruntime":
@@ -113,7 +130,12 @@ class OperatorCoverage(Validator):
             if not text:
                 continue
             match = _MISSING_KERNEL.search(text)
-            if match:
+            unregistered = UNREGISTERED_OP.search(text)
+            if unregistered:
+                metrics["nodes_unsupported"] += sum(1 for n in graph.nodes if n.op_type == unregistered["op"]
+                                                    and (n.domain or "ai.onnx") == (unregistered["domain"] or "ai.onnx"))
+                findings.append(_unregistered_op(unregistered, graph, ctx, runtime))
+            elif match:
                 metrics["nodes_unsupported"] += 1
                 findings.append(_missing_kernel(match, graph, provider, runtime, step))
             elif _FALLBACK.search(text):

@@ -9,13 +9,13 @@ import io
 import pickletools
 import re
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from modelcompat.model.external_data import external_refs, location_problem
 from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
 
 # What a tensor checkpoint legitimately needs to rebuild itself. Anything else is refused: an allowlist,
@@ -323,25 +323,9 @@ class _Scanner:
             self.check_pickle(path.read_bytes(), label, torchscript=False, strict=True)
 
 
-def _onnx_tensors(graph: Any) -> Iterator[Any]:
-    """Every TensorProto of a graph and its subgraphs (initializers, sparse initializers, attributes)."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _onnx_tensors(attr.g)
-            for g in attr.graphs:
-                yield from _onnx_tensors(g)
-
-
 def check_external_data(model_path: Path, package_root: Path) -> list[Finding]:
-    """External-data locations of an ONNX model that are absolute or resolve outside the package folder."""
+    """External-data locations of an ONNX model that are absolute, climb out with '..', go through a symlink
+    or resolve outside the package folder: one finding per location. Only the graph is parsed, never the data."""
     import onnx
 
     try:
@@ -350,20 +334,24 @@ def check_external_data(model_path: Path, package_root: Path) -> list[Finding]:
         return []
     root = package_root.resolve()
     findings = []
-    for tensor in _onnx_tensors(model.graph):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+    for ref in external_refs(model):
+        resolved = (model_path.parent / ref.location).resolve()
+        problem = location_problem(ref.location, model_path.parent)
+        if problem is None and not resolved.is_relative_to(root):
+            problem = "resolves outside the package folder"
+        if problem is None:
             continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        resolved = (model_path.parent / location).resolve()
-        if Path(location).is_absolute() or not resolved.is_relative_to(root):
-            findings.append(Finding(
-                code="unsafe_serialization.external_data_escape", severity=Severity.ERROR, step="scan",
-                message=f"tensor {tensor.name!r} of {model_path.name} reads its data from {location!r}, "
-                        f"outside the package folder ({resolved})",
-                observed=location, expected="a relative path inside the package folder",
-                remediation="a model must not read arbitrary files of the serving host: save the external data "
-                            "next to the model (onnx.save_model(..., save_as_external_data=True, "
-                            "location='model.onnx.data')) and re-package"))
+        findings.append(Finding(
+            code="unsafe_serialization.external_data_escape", severity=Severity.ERROR, step="scan",
+            message=f"tensor {ref.tensors[0]!r} of {model_path.name} (and {len(ref.tensors) - 1} more) reads its "
+                    f"data from {ref.location!r}, which {problem} ({resolved})"
+                    if len(ref.tensors) > 1 else
+                    f"tensor {ref.tensors[0]!r} of {model_path.name} reads its data from {ref.location!r}, "
+                    f"which {problem} ({resolved})",
+            observed=ref.location, expected="a relative path to a regular file inside the package folder",
+            remediation="a model must not read arbitrary files of the serving host: save the external data "
+                        "next to the model (onnx.save_model(..., save_as_external_data=True, "
+                        "location='model.onnx.data')), keep it a regular file (no symlink) and re-package"))
     return findings
 
 

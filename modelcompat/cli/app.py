@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from modelcompat import __version__
-from modelcompat.cli import baseline, matrix, package, registry, report, run, serve, store, validators
+from modelcompat.cli import baseline, check, matrix, package, registry, report, run, serve, store, validators
 from modelcompat.cli.console import console, report_error
 from modelcompat.errors import ModelcompatError
 
@@ -41,6 +41,7 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 # Registration order is the order `--help` lists them in: commands first, then the groups.
 app.command()(run.run)
 app.command()(run.plan)
+app.command()(check.check)
 app.command("validators")(validators.list_validators)
 app.command()(package.package)
 app.command()(package.demo)

@@ -64,10 +64,21 @@ def run(
         from modelcompat.model.demo import build_demo
         with console.status("building the demo model package (once)…"):
             model = build_demo().root
-    try:
-        summary = _run_flow(matrix_path=matrix_path, model=model, validators=names, cells=cells, store=store,
+    summary = run_and_print(matrix_path=matrix_path, model=model, validators=names, cells=cells, store=store,
                             dask_address=dask_address or settings.dask_address(),
-                            workers=workers or settings.workers(), force=force, force_validators=forced)
+                            workers=workers or settings.workers(), force=force, force_validators=forced,
+                            verbose=verbose)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(summary.to_json_text())
+        console.print(f"summary written to {json_out}")
+    raise typer.Exit(summary.verdict.exit_code)
+
+
+def run_and_print(*, verbose: bool, **flow_args: Any) -> RunSummary:
+    """Run the flow and print its matrix; a run that breaks (not a check) is one error line and exit 3."""
+    try:
+        summary = _run_flow(**flow_args)
     except InputError:
         raise  # the app reports it (exit 2)
     except Exception as exc:  # noqa: BLE001  the run itself broke (not a check): say so plainly, exit 3
@@ -79,11 +90,7 @@ def run(
     from modelcompat.render.terminal import print_summary
 
     print_summary(console, summary)
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(summary.to_json_text())
-        console.print(f"summary written to {json_out}")
-    raise typer.Exit(summary.verdict.exit_code)
+    return summary
 
 
 def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, cells: str | None, store: str | None,

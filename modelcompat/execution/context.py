@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from modelcompat import settings
+from modelcompat.errors import ProbeRequestError
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.package import ModelPackage
 from modelcompat.model.precision import ConversionError, convert_onnx, needs_conversion
+from modelcompat.model.values import load_values
 from modelcompat.probe.launcher import ProbeSession
 from modelcompat.runtime.environments import RuntimeEnv, resolved_versions
 from modelcompat.validators.base import ValidationContext
@@ -28,6 +30,8 @@ class CellContext(ValidationContext):
 
     `env` is the cell's runtime environment if it is already built (never built here); `timing_lock` and
     `capabilities_dir` default to the settings of this process (a Dask worker gets the run's environment).
+    `load_refusals` counts the refused loads of the cell's model (the harness reads it around each check to
+    find the check that met the root cause); a refused `load()` is remembered and raised again, not retried.
     """
 
     cell: Cell
@@ -37,6 +41,8 @@ class CellContext(ValidationContext):
     env: RuntimeEnv | None = None
     timing_lock: Path = field(default_factory=settings.timing_lock_path)
     capabilities_dir: Path = field(default_factory=settings.capabilities_dir)
+    load_refusals: int = field(default=0, init=False)
+    _refused: ProbeRequestError | None = field(default=None, init=False, repr=False)
     _loaded: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _outputs: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False)
     _model: Path | ConversionError | None = field(default=None, init=False, repr=False)  # model_path(), memoised
@@ -84,10 +90,19 @@ class CellContext(ValidationContext):
 
     def load(self) -> dict[str, Any]:
         probe = self._session()
+        if self._refused is not None:
+            # The same file in the same runtime: the answer would be the same (a crash is not remembered).
+            self.load_refusals += 1
+            raise self._refused
         if self._loaded is None or not probe.holds(self._loaded.get("token")):
             self._outputs = None
             self._loaded = None
-            self._loaded = self._request_load(self.model_path(), self.converts)
+            try:
+                self._loaded = self._request_load(self.model_path(), self.converts)
+            except ProbeRequestError as exc:  # ConversionError included: the cell's model cannot be had
+                self._refused = exc
+                self.load_refusals += 1
+                raise
         return self._loaded
 
     def load_variant(self, artifact: Path | None = None, **options: Any) -> dict[str, Any]:
@@ -96,13 +111,16 @@ class CellContext(ValidationContext):
         self._outputs = None
         if artifact is not None:
             return self._request_load(artifact, False, **options)
-        return self._request_load(self.model_path(), self.converts, **options)
+        try:
+            return self._request_load(self.model_path(), self.converts, **options)
+        except ProbeRequestError:  # other options may load where the plain load did not: not remembered
+            self.load_refusals += 1
+            raise
 
     def _run(self, out: Path) -> dict[str, np.ndarray]:
         self._session().request("run", inputs=str(self.package.resolve(self.package.manifest.payload)),
                                 outputs=str(out))
-        with np.load(out, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return load_values(out)  # tensors, and sequences/maps/None (docs/contract.md "Files")
 
     def run_loaded(self, name: str) -> dict[str, np.ndarray]:
         return self._run(self.workdir / f"outputs-{name}.npz")

@@ -2,6 +2,8 @@
 
 `fail` (the check ran, the artifact is incompatible) and `error` (the check could not run) are kept
 apart here: runtime refusals become `fail`, crashes of the probe or of the validator become `error`.
+One root cause is reported once: when the cell's model does not load, the check that found it fails and
+the checks that need the model (`Validator.needs_model`) are `skipped`, blocked by its finding.
 """
 from __future__ import annotations
 
@@ -91,6 +93,30 @@ def skipped_reports(job: CellJob, reason: str, code: str, registry: Registry | N
             for name in job.validators]
 
 
+def needs_model(validator: Validator) -> bool:
+    """Whether the check needs the cell's model loaded (`Validator.needs_model`; never a check without a probe)."""
+    return bool(validator.needs_probe and getattr(validator, "needs_model", True))
+
+
+def root_cause_code(report: Report) -> str:
+    """What a blocked check names: the root-cause report's first error finding code, else its validator."""
+    return next((f.code for f in report.findings if f.severity == Severity.ERROR), report.validator)
+
+
+def blocked_report(job: CellJob, validator: Validator, root: Report) -> Report:
+    """`skipped`: the cell's model did not load (`root` found it), so this check, which needs it, cannot run.
+
+    No cache key: a blocked check runs again once the model loads.
+    """
+    cause = root_cause_code(root)
+    return _report(job, validator.name, validator.version, Status.SKIPPED, runtime_version=root.runtime_version,
+                   evidence=root.evidence, findings=[Finding(
+                       code=f"{validator.name}.blocked", severity=Severity.INFO, step="load",
+                       message=f"blocked by {cause}: the model does not load in this cell, so this check cannot run",
+                       remediation=f"fix {cause} (the {root.validator} report of {job.cell.id}); "
+                                   "this check runs again then")])
+
+
 def _error_finding(code: str, message: str, step: str, detail: str = "", remediation: str | None = None) -> Finding:
     return Finding(code=code, severity=Severity.ERROR, message=message, observed=detail[-2000:] or None,
                    step=step, remediation=remediation)
@@ -115,7 +141,8 @@ def run_validator(validator: Validator, ctx: ValidationContext, params: Any, job
         status, metrics = Status.FAIL, {}
         findings = [Finding(code=f"{name}.runtime_refused", severity=Severity.ERROR, step=exc.op,
                             message=f"{ctx.cell.runtime.id} refused '{exc.op}': {exc.error_type}: {exc.message}"[:2000],
-                            remediation="see the `loadability` report of this cell for the cause")]
+                            remediation="see the `loadability` report of this cell for the cause (select "
+                                        "`--validators loadability` if it did not run)")]
     except Exception as exc:  # a bug in the validator must not take the run down
         status, metrics = Status.ERROR, {}
         findings = [_error_finding(f"{name}.crashed", f"validator raised {type(exc).__name__}: {exc}", "validate",
@@ -151,15 +178,19 @@ def _run_gates(runnable: list[tuple[Validator, Any]], job: CellJob, ctx: Validat
 def run_order(runnable: list[tuple[Validator, Any]], ctx: ValidationContext) -> Iterator[tuple[Validator, Any]]:
     """The order a cell's checks run in.
 
-    The checks sharing the cell's model load run first, then those loading a variant of their own
-    (`Validator.reloads_model`), so the shared load happens once. Within each group, checks that may
+    The checks that do not need the cell's model loaded run first (`Validator.needs_model`: loadability,
+    which finds a load failure before the checks it blocks, and static or diagnosing checks); then those
+    sharing the cell's model load, then those loading a variant of their own (`Validator.reloads_model`),
+    so the shared load happens once. Within each group, checks that may
     have to wait for something shared (they implement `Validator.busy`, e.g. latency and the timing
     lock) go first, so that work is left to do if they must wait. A check that would wait now is put
     off; it is asked again before each later check (`busy(ctx)`) and runs as soon as it would not wait,
     or last.
     """
-    def key(item: tuple[Validator, Any]) -> tuple[bool, bool]:
-        return bool(getattr(item[0], "reloads_model", False)), not _may_wait(item[0])
+    def key(item: tuple[Validator, Any]) -> tuple[bool, bool, bool]:
+        validator = item[0]
+        return (bool(getattr(validator, "needs_probe", True) and getattr(validator, "needs_model", True)),
+                bool(getattr(validator, "reloads_model", False)), not _may_wait(validator))
 
     queue = deque(sorted(runnable, key=key))
     put_off: deque[tuple[Validator, Any]] = deque()
@@ -261,11 +292,18 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
             runnable = [(v, p) for v, p in runnable if not v.needs_probe]
         try:
             ctx = context(probe=probe, env=env)
+            root: Report | None = None  # the failing report of the check that met the model's load failure
             for validator, params in run_order(runnable, ctx):
+                if root is not None and needs_model(validator):
+                    reports[validator.name] = blocked_report(job, validator, root)
+                    continue
                 if validator.name in gate_reports:
                     report = gate_reports[validator.name]  # already run first by _run_gates
                 else:
+                    refusals = ctx.load_refusals
                     report = run_validator(validator, ctx, params, job, evidence, runtime_version)
+                    if root is None and ctx.load_refusals > refusals and report.status == Status.FAIL:
+                        root = report  # a fail: the run's verdict stays `fail`; a crash (error) blocks nothing
                 # The key is computed where the environment really is (this worker), from what it resolved to.
                 components = input_components(type(validator), job.params.get(validator.name, {}), job.cell,
                                               package, env)

@@ -5,37 +5,46 @@ build leaves nothing behind. Reference outputs are computed through the probe, n
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
 import shutil
-import sys
-import tempfile
 import uuid
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 
-from modelcompat.errors import ArtifactError, InputError, ProbeRequestError
+from modelcompat.errors import ArtifactError, InputError
 from modelcompat.files.yaml_reader import pydantic_error_to_input_error
-from modelcompat.matrix.cells import ArtifactFormat, BackendSpec
-from modelcompat.model.hashing import sha256_file
+from modelcompat.matrix.cells import ArtifactFormat
+from modelcompat.model.external_data import normalised, resolve_data_files
+from modelcompat.model.hashing import CHUNK_SIZE
 from modelcompat.model.inspect import FORMATS, detect_format, read_contract
 from modelcompat.model.package import (
     MANIFEST_NAME,
     Artifact,
     Budgets,
     Contract,
+    DataFile,
     Manifest,
     ModelPackage,
+    PayloadSet,
     TensorSpec,
     Tolerances,
     load_package,
     write_manifest,
+)
+from modelcompat.model.payloads import (
+    REFERENCE_BACKENDS,  # noqa: F401 - re-exported: callers name it from here
+    bindings,
+    check_values,
+    compute_reference,
+    contract_from_values,
+    read_values,
+    unfix_contradicted_dims,
 )
 
 ARTIFACT_NAMES: dict[ArtifactFormat, str] = {
@@ -45,22 +54,16 @@ PAYLOAD_NAME = "payload.npz"
 REFERENCE_NAME = "reference.npz"
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")  # Manifest.name's pattern, checked before any work is done
 
-# The host runtime that computes reference outputs, per artifact format.
-REFERENCE_BACKENDS: dict[ArtifactFormat, BackendSpec] = {
-    "onnx": BackendSpec(id="ort-cpu", runtime="onnxruntime", provider="CPUExecutionProvider"),
-    "pt2": BackendSpec(id="torch-eager", runtime="torch", mode="eager"),
-    "torchscript": BackendSpec(id="torch-torchscript", runtime="torch", mode="torchscript"),
-}
 
 
 def build_package(
     model_files: list[Path],
-    payload: Path,
+    payload: Path | list[Path],
     out: Path,
     *,
     name: str,
     version: str,
-    reference: Path | None = None,
+    reference: Path | list[Path] | None = None,
     tolerances: Tolerances | Mapping[str, Any] | None = None,
     requirements: list[str] | None = None,
     budgets: Budgets | Mapping[str, Any] | None = None,
@@ -71,23 +74,27 @@ def build_package(
 
     Args:
         model_files: one file per format at most (ONNX, TorchScript, pt2); formats are read from the bytes.
-        payload: `.npz` of representative inputs keyed by input name.
+            The external-data files an ONNX model references (`model.onnx.data`) are taken along under the
+            same relative names, each hashed in the manifest (`artifacts[].data_files`).
+        payload: values `.npz` of representative inputs keyed by input name (docs/contract.md "Files"), or
+            several (e.g. batch 1 and 8): the first is `payload`, the others `payloads` in the manifest.
         out: the package folder to create (must not exist or be empty, unless `overwrite`).
         name, version: package identity (name: letters, digits, `_.-`).
-        reference: `.npz` of expected outputs keyed by output name; computed through the probe on the
-            host reference runtime (onnxruntime CPU for ONNX, else torch) when omitted.
+        reference: values `.npz` of expected outputs keyed by output name, one per payload; computed through
+            the probe on the host reference runtime (onnxruntime CPU for ONNX, else torch) when omitted.
         tolerances, requirements, budgets: written to the manifest as given.
-        semantics: output name -> `logits|probabilities|embedding|regression|other`.
+        semantics: output name -> `logits|probabilities|labels|embedding|raw` (prediction-level parity).
         overwrite: replace an existing package at `out` (the old one stays until the new one is complete).
 
     Raises:
-        ArtifactError: a model file is unreadable / not a supported format, or the reference runtime refuses it.
+        ArtifactError: a model file is unreadable / not a supported format, or the reference runtime refuses it;
+            an external-data location that is absolute, climbs out with '..', goes through a symlink, or names
+            a missing or truncated file.
         InputError: bad payload or reference (names the file and key), two files of one format,
             `out` already exists, invalid name/version/tolerances/budgets/semantics.
         ProbeError: the probe computing the reference crashed or hung.
     """
-    out = Path(out)
-    payload = Path(payload)
+    out = Path(out).absolute()  # the probe computing references runs in another cwd
     model_files = [Path(f) for f in model_files]
     if not model_files:
         raise InputError("no model file given", fix="pass at least one .onnx, TorchScript or .pt2 file")
@@ -109,12 +116,22 @@ def build_package(
         formats[fmt] = path
     formats = {fmt: formats[fmt] for fmt in FORMATS if fmt in formats}  # fixed order: onnx first
 
+    data_files = _external_data(formats)
     contract, contract_source = _static_contract(formats)
     if contract is not None:
         _check_consistent(formats, contract, contract_source)
-    arrays = _load_npz(payload, "payload")
+    payloads = [Path(p) for p in payload] if isinstance(payload, (list, tuple)) else [Path(payload)]
+    references = ([Path(r) for r in reference] if isinstance(reference, (list, tuple)) else
+                  [Path(reference)] if reference is not None else [])
+    if not payloads:
+        raise InputError("no payload given", field="payload", fix="pass at least one --payload INPUTS.npz")
+    if references and len(references) != len(payloads):
+        raise InputError(f"{len(payloads)} payload(s) but {len(references)} reference(s)", field="reference",
+                         fix="give one --reference per --payload, in the same order, or none (computed)")
+    inputs = [read_values(p, "payload") for p in payloads]
     if contract is not None:
-        _check_arrays(arrays, contract.inputs, payload, "payload", "input")
+        for values, path in zip(inputs, payloads):
+            check_values(values, contract.inputs, path, "payload", "input")
         _with_semantics(contract, semantics or {})  # fail on a bad output name before any inference
 
     # Assemble in a hidden sibling (same filesystem, so the final rename is atomic).
@@ -125,34 +142,40 @@ def build_package(
         artifacts = []
         for fmt, src in formats.items():
             dst = staging / ARTIFACT_NAMES[fmt]
-            shutil.copyfile(src, dst)
-            artifacts.append(Artifact(format=fmt, path=dst.name, sha256=sha256_file(dst)))
-        shutil.copyfile(payload, staging / PAYLOAD_NAME)
-
-        if reference is not None:
-            ref_arrays = _load_npz(Path(reference), "reference")
-            if contract is None:
-                contract = _contract_from_arrays(arrays, ref_arrays, output_names=list(ref_arrays))
-            _check_arrays(ref_arrays, contract.outputs, Path(reference), "reference", "output",
-                          bind=_bindings(arrays, contract.inputs))
-            shutil.copyfile(reference, staging / REFERENCE_NAME)
-        else:
-            fmt = _reference_format(formats)
-            input_names = [t.name for t in contract.inputs] if contract is not None else list(arrays)
-            output_names = [t.name for t in contract.outputs] if contract is not None else None
-            ref_arrays = _compute_reference(staging / ARTIFACT_NAMES[fmt], formats[fmt], fmt,
-                                            staging / PAYLOAD_NAME, staging / REFERENCE_NAME,
-                                            input_names=input_names, output_names=output_names)
-            if contract is None:
-                contract = _contract_from_arrays(arrays, ref_arrays, output_names=list(ref_arrays))
-            _check_arrays(ref_arrays, contract.outputs, formats[fmt], f"{fmt} model on the payload", "output",
-                          bind=_bindings(arrays, contract.inputs), error=ArtifactError)
+            digest, _ = _copy_hashed(src, dst)
+            files = [_copy_data_file(path, staging / rel, rel) for rel, path in data_files.get(fmt, [])]
+            artifacts.append(Artifact(format=fmt, path=dst.name, sha256=digest, data_files=files or None))
+        sets: list[PayloadSet] = []
+        for i, (values, source) in enumerate(zip(inputs, payloads)):
+            names = _payload_names(i)
+            shutil.copyfile(source, staging / names.payload)
+            if references:
+                ref_values = read_values(references[i], "reference")
+                if contract is None:
+                    contract = contract_from_values(values, ref_values, output_names=list(ref_values))
+                check_values(ref_values, contract.outputs, references[i], "reference", "output",
+                             bind=bindings(values, contract.inputs))
+                shutil.copyfile(references[i], staging / str(names.reference))
+            else:
+                fmt = _reference_format(formats)
+                input_names = [t.name for t in contract.inputs] if contract is not None else list(values)
+                output_names = [t.name for t in contract.outputs] if contract is not None else None
+                ref_values = compute_reference(staging / ARTIFACT_NAMES[fmt], formats[fmt], fmt,
+                                               staging / names.payload, staging / str(names.reference),
+                                               input_names=input_names, output_names=output_names)
+                if contract is None:
+                    contract = contract_from_values(values, ref_values, output_names=list(ref_values))
+                contract = unfix_contradicted_dims(contract, ref_values)
+                check_values(ref_values, contract.outputs, formats[fmt],
+                             f"{fmt} model on the payload {source.name}", "output",
+                             bind=bindings(values, contract.inputs), error=ArtifactError)
+            sets.append(names)
 
         contract = _with_semantics(contract, semantics or {})
         try:
             manifest = Manifest(
                 name=name, version=version, artifacts=artifacts, contract=contract, payload=PAYLOAD_NAME,
-                reference=REFERENCE_NAME,
+                reference=REFERENCE_NAME, payloads=sets[1:],
                 tolerances=tolerances, requirements=list(requirements or []), budgets=budgets,
             )
         except ValidationError as exc:
@@ -181,6 +204,48 @@ def _check_out(out: Path, overwrite: bool) -> None:
                              file=out, fix="choose a new or empty folder for the package")
 
 
+def _external_data(formats: dict[ArtifactFormat, Path]) -> dict[ArtifactFormat, list[tuple[str, Path]]]:
+    """The external-data files the ONNX model reads, as (package-relative name, source path), checked up front.
+
+    Resolved as onnx resolves them (relative to the model file's folder) and kept under the same relative
+    name, so the packaged model.onnx finds them beside itself. Only the graph is parsed, never the weights.
+    """
+    if "onnx" not in formats:
+        return {}
+    reserved = {*ARTIFACT_NAMES.values(), PAYLOAD_NAME, REFERENCE_NAME, MANIFEST_NAME}
+    taken: list[tuple[str, Path]] = []
+    for ref, path in resolve_data_files(formats["onnx"]):
+        rel = normalised(ref.location)
+        if rel in reserved or rel.split("/")[0] in reserved:
+            raise ArtifactError(
+                f"external data file {ref.location!r} has the name of a file the package itself holds",
+                file=formats["onnx"], field=f"tensor {ref.tensors[0]!r} external_data.location",
+                fix="save the weights under another name: onnx.save_model(model, path, save_as_external_data=True, "
+                    "location='model.onnx.data')")
+        taken.append((rel, path))
+    return {"onnx": taken} if taken else {}
+
+
+def _copy_hashed(src: Path, dst: Path) -> tuple[str, int]:
+    """Copy `src` to `dst` and hash the bytes on the way: one streaming pass, constant memory."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    size = 0
+    with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:
+        while n := fin.readinto(buffer):
+            digest.update(view[:n])
+            fout.write(view[:n])
+            size += n
+    return digest.hexdigest(), size
+
+
+def _copy_data_file(src: Path, dst: Path, rel: str) -> DataFile:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = _copy_hashed(src, dst)
+    return DataFile(path=rel, sha256=digest, size=size)
+
+
 def _static_contract(formats: dict[ArtifactFormat, Path]) -> tuple[Contract | None, ArtifactFormat | None]:
     """The contract stored in an artifact: ONNX preferred (it names its tensors), then pt2."""
     for fmt in ("onnx", "pt2"):
@@ -189,87 +254,11 @@ def _static_contract(formats: dict[ArtifactFormat, Path]) -> tuple[Contract | No
     return None, None
 
 
-def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
-    """All arrays of an `.npz`, in file order; pickled (object) arrays are refused."""
-    fix = f"save the {what} with numpy.savez(path, **{{name: array}}) (plain numeric arrays, no objects)"
-    if not path.is_file():
-        raise InputError(f"{what} file not found", file=path, fix="check the path")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"{what} is not a readable .npz file ({type(exc).__name__}: {exc})", file=path,
-                         fix=fix) from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise InputError(f"{what} is a single .npy array, not an .npz keyed by tensor name", file=path, fix=fix)
-    arrays: dict[str, np.ndarray] = {}
-    with loaded:
-        for key in loaded.files:
-            try:
-                arrays[key] = loaded[key]
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-                raise InputError(f"array cannot be read ({exc})", file=path, field=key, fix=fix) from None
-    if not arrays:
-        raise InputError(f"{what} holds no arrays", file=path, fix=fix)
-    return arrays
-
-
-def _bindings(arrays: Mapping[str, np.ndarray], specs: list[TensorSpec]) -> dict[str, int]:
-    """Sizes the payload gives the symbolic dims (`batch` -> 8)."""
-    bound: dict[str, int] = {}
-    for spec in specs:
-        if spec.name in arrays:
-            for dim, size in zip(spec.shape, arrays[spec.name].shape):
-                if isinstance(dim, str) and dim != "?":
-                    bound.setdefault(dim, int(size))
-    return bound
-
-
-def _check_arrays(arrays: Mapping[str, np.ndarray], specs: list[TensorSpec], file: Path, what: str, kind: str,
-                  *, bind: dict[str, int] | None = None, error: type[InputError] = InputError) -> None:
-    """Keys, dtypes, ranks and sizes of `arrays` against the contract's tensors.
-
-    Symbolic dims must take one size across all tensors (seeded by `bind`).
-    """
-    want = [s.name for s in specs]
-    missing = [n for n in want if n not in arrays]
-    extra = [n for n in arrays if n not in want]
-    if missing or extra:
-        key = (missing or extra)[0]
-        parts = ([f"missing {kind}(s) {', '.join(map(repr, missing))}"] if missing else []) + \
-                ([f"unexpected key(s) {', '.join(map(repr, extra))}"] if extra else [])
-        raise error(f"{what} keys do not match the model's {kind}s: {'; '.join(parts)}", file=file, field=key,
-                    fix=f"key the arrays by the model's {kind} names: {', '.join(want)}")
-    bound = dict(bind or {})
-    for spec in specs:
-        arr = arrays[spec.name]
-        if arr.dtype.name != spec.dtype:
-            raise error(f"{kind} {spec.name!r} is {arr.dtype.name}, the model expects {spec.dtype}", file=file,
-                        field=spec.name, fix=f"cast it: array.astype(numpy.{spec.dtype})")
-        if arr.ndim != len(spec.shape):
-            raise error(f"{kind} {spec.name!r} has shape {list(arr.shape)} (rank {arr.ndim}), the model expects "
-                        f"rank {len(spec.shape)} {spec.shape}", file=file, field=spec.name,
-                        fix=f"reshape it to {spec.shape}")
-        for axis, (dim, size) in enumerate(zip(spec.shape, arr.shape)):
-            if isinstance(dim, int) and dim != size:
-                raise error(f"{kind} {spec.name!r} axis {axis} is {size}, the model fixes it to {dim}", file=file,
-                            field=spec.name, fix=f"give it shape {spec.shape}")
-            if isinstance(dim, str) and dim != "?" and bound.setdefault(dim, int(size)) != size:
-                raise error(f"{kind} {spec.name!r} axis {axis} ({dim}) is {size}, but {dim} is {bound[dim]} in "
-                            "the other tensors", file=file, field=spec.name,
-                            fix=f"use one size for the symbolic dim {dim!r} in every tensor")
-
-
-def _contract_from_arrays(inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray], *,
-                          output_names: list[str]) -> Contract:
-    """A contract when the artifact has none (TorchScript): what the payload and one run show.
-
-    Shapes are the observed, fixed sizes: nothing tells which axes are dynamic.
-    """
-    def specs(arrays: Mapping[str, np.ndarray], names: list[str]) -> list[TensorSpec]:
-        return [TensorSpec(name=n, dtype=arrays[n].dtype.name, shape=[int(s) for s in arrays[n].shape])
-                for n in names]
-
-    return Contract(inputs=specs(inputs, list(inputs)), outputs=specs(outputs, output_names))
+def _payload_names(i: int) -> PayloadSet:
+    """File names in the package of the i-th payload and its reference: payload.npz, payload-1.npz, ..."""
+    if i == 0:
+        return PayloadSet(payload=PAYLOAD_NAME, reference=REFERENCE_NAME)
+    return PayloadSet(payload=f"payload-{i}.npz", reference=f"reference-{i}.npz")
 
 
 def _reference_format(formats: dict[ArtifactFormat, Path]) -> ArtifactFormat:
@@ -277,38 +266,6 @@ def _reference_format(formats: dict[ArtifactFormat, Path]) -> ArtifactFormat:
     if "onnx" in formats and (importlib.util.find_spec("onnxruntime") is not None or len(formats) == 1):
         return "onnx"
     return "pt2" if "pt2" in formats else "torchscript" if "torchscript" in formats else "onnx"
-
-
-def _compute_reference(artifact: Path, original: Path, fmt: ArtifactFormat, payload: Path, target: Path, *,
-                       input_names: list[str], output_names: list[str] | None) -> dict[str, np.ndarray]:
-    """One inference on the payload in a probe process on the host interpreter; writes `target`.
-
-    Returns the outputs by name (`output_0..` when the artifact does not name them).
-    """
-    from modelcompat.probe.launcher import (
-        ProbeSession,  # deferred: the probe is only needed here
-    )
-
-    backend = REFERENCE_BACKENDS[fmt]
-    with tempfile.TemporaryDirectory(prefix="modelcompat-reference-") as tmp:
-        raw = Path(tmp) / "outputs.npz"
-        try:
-            with ProbeSession(sys.executable, "reference", Path(tmp)) as probe:
-                probe.request("load", artifact=str(artifact), format=fmt, backend=backend.model_dump(mode="json"),
-                              input_names=input_names, output_names=output_names)
-                probe.request("run", inputs=str(payload), outputs=str(raw))
-        except ProbeRequestError as exc:
-            raise ArtifactError(
-                f"the host reference runtime ({backend.id}) could not {exc.op} the model on the payload: "
-                f"{exc.error_type}: {exc.message}",
-                file=original, fix="check that the payload matches the model's inputs, or pass --reference "
-                                   "with precomputed outputs") from None
-        outputs = _load_npz(raw, "reference outputs")
-        if output_names is None:
-            # Unnamed outputs (TorchScript): name them by position, whatever the probe called them.
-            outputs = {f"output_{i}": arr for i, arr in enumerate(outputs.values())}
-        np.savez(target, **outputs)
-    return outputs
 
 
 def _with_semantics(contract: Contract, semantics: Mapping[str, str]) -> Contract:
@@ -322,7 +279,7 @@ def _with_semantics(contract: Contract, semantics: Mapping[str, str]) -> Contrac
                    for t in contract.outputs]
     except ValidationError as exc:
         raise InputError(f"invalid output semantics: {exc.errors()[0]['msg']}", field="semantics",
-                         fix="use one of logits, probabilities, embedding, regression, other") from None
+                         fix="use one of logits, probabilities, labels, embedding, raw") from None
     return Contract(inputs=contract.inputs, outputs=outputs)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from modelcompat.errors import ArtifactError
 from modelcompat.matrix.cells import ArtifactFormat
 from modelcompat.model.package import Contract, Dim, TensorSpec
+from modelcompat.model.types import MapType, OptionalType, SeqType, TensorType, ValueType
 
 FORMATS: tuple[ArtifactFormat, ...] = ("onnx", "torchscript", "pt2")
 
@@ -65,7 +66,7 @@ def read_contract(path: str | Path, fmt: ArtifactFormat) -> Contract | None:
     TorchScript archives have no static contract (their signature lives in code): returns None.
 
     Raises:
-        ArtifactError: the file is not a readable `fmt` file, or its I/O are not plain tensors.
+        ArtifactError: the file is not a readable `fmt` file, or its I/O have types the grammar lacks.
     """
     path = Path(path)
     if fmt == "onnx":
@@ -108,7 +109,10 @@ def _foreign(head: bytes) -> str | None:
 
 
 def _load_onnx(path: Path, head: bytes | None = None) -> Any:
-    """Parse as an ONNX ModelProto (no external data) and check it is a model, not stray protobuf."""
+    """Parse as an ONNX ModelProto and check it is a model, not stray protobuf.
+
+    External data is never read (`load_external_data=False`): inspection costs the graph's size, not the weights'.
+    """
     import onnx  # deferred: a ~0.3 s import only paid when an ONNX file is inspected
 
     head = _read_head(path) if head is None else head
@@ -131,12 +135,7 @@ def _load_onnx(path: Path, head: bytes | None = None) -> Any:
         raise ArtifactError(
             f"not a readable ONNX, TorchScript or pt2 model ({detail}); truncated or not a model file",
             file=path, fix="re-export or re-download the model; " + _EXPORT_FIX)
-    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if external:
-        raise ArtifactError(
-            f"ONNX model keeps {len(external)} initializer(s) in external data files (e.g. {external[0]!r}); "
-            "a package holds a single model file",
-            file=path, fix="save the model with onnx.save_model(model, path, save_as_external_data=False)")
+    # External data stays on disk: `modelcompat.model.external_data` checks and collects its files.
     return model
 
 
@@ -179,26 +178,48 @@ def _onnx_contract(path: Path) -> Contract:
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
 
-    def spec(value: Any, kind: str) -> TensorSpec:
-        if value.type.WhichOneof("value") != "tensor_type":
-            raise ArtifactError(
-                f"{kind} {value.name!r} is a {value.type.WhichOneof('value')}, not a tensor; contracts describe tensors",
-                file=path, fix="export the model with plain tensor inputs and outputs")
-        tensor = value.type.tensor_type
+    def elem(code: int, name: str, kind: str) -> str:
+        if code == onnx.TensorProto.STRING:
+            return "string"  # numpy calls it object; the contract grammar says string
         try:
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            return onnx.helper.tensor_dtype_to_np_dtype(code).name
         except KeyError:
-            raise ArtifactError(f"{kind} {value.name!r} has no element type", file=path,
+            raise ArtifactError(f"{kind} {name!r} has no element type", file=path,
                                 fix="re-export the model; every graph input/output needs an elem_type") from None
-        if not tensor.HasField("shape"):
-            raise ArtifactError(
-                f"{kind} {value.name!r} has no shape (unknown rank)", file=path,
-                fix="export with shapes (e.g. run onnx.shape_inference) or set the graph's input/output shapes")
-        shape: list[Dim] = []
-        for dim in tensor.shape.dim:
-            which = dim.WhichOneof("value")
-            shape.append(dim.dim_param if which == "dim_param" else dim.dim_value if which == "dim_value" else "?")
-        return TensorSpec(name=value.name, dtype=dtype, shape=shape)
+
+    def value_type(tp: Any, name: str, kind: str, top: bool) -> ValueType:
+        which = tp.WhichOneof("value")
+        if which == "tensor_type":
+            tensor = tp.tensor_type
+            dtype = elem(tensor.elem_type, name, kind)
+            if not tensor.HasField("shape"):
+                if top:
+                    raise ArtifactError(
+                        f"{kind} {name!r} has no shape (unknown rank)", file=path,
+                        fix="export with shapes (e.g. run onnx.shape_inference) or set the graph's input/output "
+                            "shapes")
+                return TensorType(dtype)  # inside a sequence or map (ZipMap's scalar values)
+            shape: list[Dim] = []
+            for dim in tensor.shape.dim:
+                kind_of = dim.WhichOneof("value")
+                shape.append(dim.dim_param if kind_of == "dim_param" else dim.dim_value
+                             if kind_of == "dim_value" else "?")
+            return TensorType(dtype, tuple(shape))
+        if which == "sequence_type":
+            return SeqType(value_type(tp.sequence_type.elem_type, name, kind, False))
+        if which == "map_type":
+            return MapType(elem(tp.map_type.key_type, name, kind),
+                           value_type(tp.map_type.value_type, name, kind, False))
+        if which == "optional_type":
+            return OptionalType(value_type(tp.optional_type.elem_type, name, kind, False))
+        raise ArtifactError(f"{kind} {name!r} is a {which}, which the contract grammar does not describe",
+                            file=path, fix="export the model with tensor, sequence, map or optional inputs/outputs")
+
+    def spec(value: Any, kind: str) -> TensorSpec:
+        vt = value_type(value.type, value.name, kind, True)
+        if isinstance(vt, TensorType) and vt.shape is not None:
+            return TensorSpec(name=value.name, dtype=vt.dtype, shape=list(vt.shape))
+        return TensorSpec(name=value.name, type=str(vt))
 
     inputs = [spec(v, "input") for v in graph.input if v.name not in initializers]
     outputs = [spec(v, "output") for v in graph.output]

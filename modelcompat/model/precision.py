@@ -19,8 +19,11 @@ A converter that cannot convert the model raises `ConversionError`, a `ProbeRequ
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from modelcompat.errors import ProbeRequestError
-from modelcompat.files.atomic import atomic_path
-from modelcompat.model.hashing import sha256_file
+from modelcompat.model.external_data import resolve_data_files
+from modelcompat.model.hashing import cached_sha256, sha256_file
 
 CONVERTED = ("fp16", "bf16", "int8")
 
@@ -98,29 +101,65 @@ def _retype_fp16_as_bf16(model: Any) -> None:
                 convert(attr.t)
 
 
-def _write(src: Path, precision: str, dest: Path) -> None:
+def _load_for_fp16(src: Path, external: bool, scratch: Path) -> Any:
+    """The source with its weights, shape-inferred; models with external data are inferred from the file
+    (`infer_shapes` on a proto refuses models over 2 GB) and their data read from beside `src`."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+
+    if not external:
+        return onnx.load(str(src))
+    inferred = scratch / "inferred.onnx"
+    onnx.shape_inference.infer_shapes_path(str(src), str(inferred))
+    model = onnx.load(str(inferred), load_external_data=False)
+    load_external_data_for_model(model, str(src.parent))  # locations are relative to the source's folder
+    return model
+
+
+def _write(src: Path, precision: str, dest: Path, *, external: bool) -> None:
+    """Write the conversion to `dest`; with `external`, its weights go to `<dest name>.data` beside it
+    (a source that needed external data may still be over protobuf's 2 GB once converted)."""
     import onnx
 
     with _quiet():
         if precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8)
+            # Writes `<dest name>.data` beside dest when external.
+            quantize_dynamic(str(src), str(dest), weight_type=QuantType.QInt8, use_external_data_format=external)
             return
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        model = _load_for_fp16(src, external, dest.parent)
+        model = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=external)
         if precision == "bf16":
             _retype_fp16_as_bf16(model)
-        onnx.save(model, str(dest))
+        if external:
+            onnx.save_model(model, str(dest), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=f"{dest.name}.data")
+        else:
+            onnx.save(model, str(dest))
+
+
+def _source_digest(src: Path, data_files: list[Path]) -> str:
+    """Identifies the source: the model file's bytes and its data files' (a changed weight is a new source)."""
+    digest = sha256_file(src)
+    if not data_files:
+        return digest[:16]
+    combined = hashlib.sha256(digest.encode())
+    for path in data_files:  # through the (inode, size, mtime) cache: the weights can be gigabytes
+        combined.update(f"\0{path.name}\0{cached_sha256(path)}".encode())
+    return combined.hexdigest()[:16]
 
 
 def convert_onnx(src: Path, precision: str, dest_dir: Path) -> Path:
     """`src` converted to `precision` (fp16, bf16, int8) with float32 I/O, cached in `dest_dir`.
 
-    The file is `<dest_dir>/<stem>.<sha256[:16]>.<precision>.onnx`: a cache hit when the source bytes and
-    the precision are the same. Written to a temporary name and renamed, so a failed or interrupted
-    conversion never leaves a file that looks converted.
+    The file is `<dest_dir>/<stem>.<sha256[:16]>.<precision>.onnx`: a cache hit when the source bytes (with its
+    external-data files') and the precision are the same. A source with external data (read from beside it)
+    converts to a model with external data (`<file>.data` beside it). Written in a temporary folder and moved
+    into place data first, model last, so a failed or interrupted conversion never leaves a file that looks
+    converted.
 
     Raises:
         ConversionError: the converter refused the model (or `precision` is not one it converts to).
@@ -128,14 +167,22 @@ def convert_onnx(src: Path, precision: str, dest_dir: Path) -> Path:
     src = Path(src)
     if precision not in CONVERTED:
         raise ConversionError(precision, src, ValueError(f"no conversion to {precision!r} (one of {CONVERTED})"))
-    digest = sha256_file(src)[:16]
     dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_files = [path for _, path in resolve_data_files(src)]
+    except Exception as exc:  # unreadable, or a refused data-file location: a finding, as the converter's own
+        raise ConversionError(precision, src, exc) from exc
+    digest = _source_digest(src, data_files)
     dest = dest_dir / f"{src.stem}.{digest}.{precision}.onnx"
     if dest.is_file():
         return dest
-    try:
-        with atomic_path(dest, durable=False) as tmp:  # a cache: atomic is enough, no fsync
-            _write(src, precision, tmp)
-    except Exception as exc:  # the converter's refusal is a finding about this model
-        raise ConversionError(precision, src, exc) from exc
+    # A cache: atomic is enough, no fsync. The temporary folder keeps the final names, which the model embeds.
+    with tempfile.TemporaryDirectory(prefix=".tmp-", dir=dest_dir) as tmp:
+        try:
+            _write(src, precision, Path(tmp) / dest.name, external=bool(data_files))
+        except Exception as exc:  # the converter's refusal is a finding about this model
+            raise ConversionError(precision, src, exc) from exc
+        for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == dest.name):  # the model last
+            if written.name != "inferred.onnx":
+                os.replace(written, dest_dir / written.name)
     return dest

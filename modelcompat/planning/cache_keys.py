@@ -13,9 +13,10 @@ import json
 import sys
 from typing import Any
 
+from modelcompat.errors import ManifestError
 from modelcompat.matrix.cells import Cell
 from modelcompat.model.hashing import cached_sha256
-from modelcompat.model.package import ModelPackage
+from modelcompat.model.package import Artifact, ModelPackage
 from modelcompat.probe.process import AGENT_PACKAGE
 from modelcompat.runtime.environments import RuntimeEnv, resolved_versions
 from modelcompat.validators.base import Validator
@@ -106,6 +107,26 @@ def _file(package: ModelPackage, relative: str | None) -> str:
     return f"sha256:{cached_sha256(package.resolve(relative))}" if relative else "none"
 
 
+def _actual_sha256(package: ModelPackage, relative: str) -> str:
+    """The file's hash through the (inode, size, mtime) cache; a data file may be missing or escape the folder."""
+    try:
+        return cached_sha256(package.resolve(relative))
+    except FileNotFoundError:
+        return "missing"
+    except ManifestError:
+        return "outside"
+
+
+def artifact_component(package: ModelPackage, artifact: Artifact) -> str:
+    """Every file of the artifact (model file, then its external-data files): path, actual and declared hash.
+
+    Actual bytes and declared hash together: integrity depends on both. A model without data files keeps the
+    component it always had (`model.onnx sha256:… declared:…`).
+    """
+    return " ".join(f"{path} sha256:{_actual_sha256(package, path)} declared:{declared}"
+                    for path, declared in artifact.files())
+
+
 def input_components(validator: type[Validator], params: dict[str, Any], cell: Cell, package: ModelPackage,
                      env: RuntimeEnv | None) -> dict[str, str] | None:
     """Every declared input of this check, rendered; None when one cannot be known yet (env not built)."""
@@ -119,9 +140,7 @@ def input_components(validator: type[Validator], params: dict[str, Any], cell: C
     for name in validator.inputs:
         if name == "artifact":
             artifact = package.artifact(cell.backend.consumes())
-            # Actual bytes and declared hash together: integrity depends on both.
-            parts[name] = (f"{artifact.path} sha256:{cached_sha256(package.resolve(artifact.path))} "
-                           f"declared:{artifact.sha256}") if artifact else "none"
+            parts[name] = artifact_component(package, artifact) if artifact else "none"
         elif name == "runtime":
             if env is None:
                 return None
@@ -132,8 +151,11 @@ def input_components(validator: type[Validator], params: dict[str, Any], cell: C
             parts[name] = _json(cell.backend.model_dump(mode="json"))
         elif name == "payload":
             parts[name] = _file(package, manifest.payload)
+            # More payloads (`payloads:`) join the key; a one-payload package keeps the key it always had.
+            parts[name] += "".join(f" + {_file(package, extra.payload)}" for extra in manifest.payloads)
         elif name == "reference":
             parts[name] = _file(package, manifest.reference)
+            parts[name] += "".join(f" + {_file(package, extra.reference)}" for extra in manifest.payloads)
         elif name.startswith("manifest."):
             field = name.removeprefix("manifest.")
             parts[name] = _json(_plain(getattr(manifest, field)))
@@ -162,13 +184,30 @@ def changed_inputs(before: dict[str, str], after: dict[str, str]) -> list[str]:
             continue
         if name == "runtime" and old and new:
             changes.append(f"runtime {_version_delta(old, new)}")
-        elif name in ("artifact", "payload", "reference") and old and new:
+        elif name == "artifact" and old and new:
+            changes.append(f"artifact: {_artifact_delta(old, new)}")
+        elif name in ("payload", "reference") and old and new:
             changes.append(f"{name}: {_short(old)} → {_short(new)}")
         elif name == "validator":
             changes.append(f"validator code: {old} → {new}")
         else:
             changes.append(f"{name} changed")
     return changes
+
+
+def _artifact_delta(old: str, new: str) -> str:
+    """Only the artifact's files that changed (`model.onnx.data sha256:ab… → sha256:cd…`), each named."""
+    def files(text: str) -> dict[str, str]:
+        words = text.split()
+        return {w: " ".join(words[i + 1:i + 3]) for i, w in enumerate(words)
+                if not w.startswith(("sha256:", "declared:")) and i + 2 < len(words)}
+
+    before, after = files(old), files(new)
+    if len(before) == len(after) == 1:
+        return f"{_short(old)} → {_short(new)}"  # a single-file artifact reads as it always has
+    deltas = [f"{path} {_short(before.get(path, 'absent'))} → {_short(after.get(path, 'absent'))}"
+              for path in [*before, *(p for p in after if p not in before)] if before.get(path) != after.get(path)]
+    return "; ".join(deltas) if deltas else f"{_short(old)} → {_short(new)}"
 
 
 def _short(text: str) -> str:

@@ -6,7 +6,7 @@ holds every report with its key, and it outlives the ephemeral Prefect server a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -132,6 +132,7 @@ def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, r
     history = History(store, package.manifest.name)
     plan: list[PlannedCheck] = []
     for cell in cells:
+        start = len(plan)
         env = existing_env(cell.runtime, env_cache)
         no_hardware = unavailable_reason(cell, offered) if offered is not None else None
         for name in validators:
@@ -170,7 +171,32 @@ def make_plan(cells: list[Cell], validators: list[str], package: ModelPackage, r
             else:
                 reason = "; ".join(changed_inputs(before, components)) or "earlier report did not reach a verdict"
             plan.append(PlannedCheck(cell, name, "run", reason, key, components, expected_s=expected, setup_s=setup))
+        plan[start:] = _load_beside_model_checks(plan[start:], registry, history, package.manifest.name)
     return plan
+
+
+def _needs_model(cls: type | None) -> bool:
+    """The check needs the cell's model loaded (the harness's definition: a probe and `needs_model`)."""
+    return cls is not None and bool(getattr(cls, "needs_probe", True) and getattr(cls, "needs_model", True))
+
+
+def _load_beside_model_checks(checks: list[PlannedCheck], registry: Registry, history: History,
+                              model: str) -> list[PlannedCheck]:
+    """One cell's plan with a cached `loadability` run again when a check that needs the model runs.
+
+    Otherwise that check would meet a load refusal first and report it again as `<name>.runtime_refused`
+    beside the cached `loadability` fail: two fail lines for one root cause. Run together, loadability
+    carries the refusal and the others are skipped, blocked by it. The load is shared, so it costs little.
+    """
+    beside = next((p.validator for p in checks
+                   if p.decision == "run" and _needs_model(registry.validators.get(p.validator))), None)
+    if beside is None:
+        return checks
+    return [replace(p, decision="run", reused=None,
+                    reason=f"runs beside {beside} so that a load failure has one root cause",
+                    expected_s=history.previous_duration(model, p.cell.id, p.validator),
+                    setup_s=history.previous_setup(model, p.cell.id))
+            if p.validator == "loadability" and p.decision == "cached" else p for p in checks]
 
 
 def plan_markdown(plan: list[PlannedCheck]) -> str:

@@ -80,7 +80,9 @@ def _heatmap(summary: RunSummary) -> str:
             status = r.status.value
             classes = ["hm", f"st-{status}"] + ([f"sev-{severity}"] if severity else []) + (
                 ["cached"] if r.cached else [])
-            first = next((f for f in r.findings if f.severity.value != "info"), None)
+            # a skipped check's reason is an info finding (e.g. "blocked by loadability.…"): show it too
+            first = next((f for f in r.findings if f.severity.value != "info"),
+                         r.findings[0] if status == "skipped" and r.findings else None)
             tip = f"{cell} · {v}: {status}" + (f" — {first.code}: {first.message}" if first else "") + (
                 f" · regression: {severity}" if severity else "")
             mark = {"critical": "▲▲", "major": "▲", "minor": "△"}.get(severity or "", "")

@@ -80,7 +80,8 @@ def render_junit(summary: RunSummary) -> str:
                 _finding_text(findings)
         elif status == "skipped":
             counts["skipped"] += 1
-            ET.SubElement(case, "skipped", message=message[:500])
+            # Why: not applicable, no hardware, or blocked by a root cause ("blocked by <finding code>: …").
+            ET.SubElement(case, "skipped", message=message[:500]).text = _finding_text(findings) or None
         else:
             changes = regressions.get((r.cell, r.validator), [])
             blockers = [g for g in changes if SEVERITIES.index(g.severity) >= blocking]

@@ -1,6 +1,7 @@
 """The CLI's terminal tables (rich): a plan, a matrix's cells, the validators, a baseline, a metric's history, a registry.
 
 Each function takes what its command loaded and returns renderables; none reads files or the store.
+Tables are `Fitted` (render/fit.py): at any console width no word is cut; names, ids and statuses never wrap.
 """
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+
+from modelcompat.render.fit import Fitted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,16 +25,16 @@ HISTORY_SERIES = 6  # columns of a history table; more series are counted, not s
 _SPARK = "▁▂▃▄▅▆▇█"
 
 
-def plan_table(checks: list[PlannedCheck], title: str) -> Table:
+def plan_table(checks: list[PlannedCheck], title: str) -> Fitted:
     """One row per (cell, validator): its decision and why."""
     table = Table(title=title, title_justify="left")
     table.add_column("cell", no_wrap=True)
-    table.add_column("validator")
-    table.add_column("decision")
+    table.add_column("validator", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
     table.add_column("why")
     for p in checks:
         table.add_row(p.cell.id, p.validator, f"[{DECISION_STYLE[p.decision]}]{p.decision}[/]", p.reason)
-    return table
+    return Fitted(table)
 
 
 def plan_counts(checks: list[PlannedCheck]) -> str:
@@ -40,33 +43,33 @@ def plan_counts(checks: list[PlannedCheck]) -> str:
     return ", ".join(f"{v} {k}" for k, v in counts.items())
 
 
-def cells_table(matrix_name: str, cells: list[Cell]) -> Table:
+def cells_table(matrix_name: str, cells: list[Cell]) -> Fitted:
     """A matrix's cells with their runtime, environment, hardware and backend."""
     table = Table(title=f"{matrix_name}: {len(cells)} cells", title_justify="left")
     table.add_column("cell", no_wrap=True)
     for col in ("runtime", "env", "hardware", "backend", "consumes", "precision"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "env")  # env: requirements, one per word
     for c in cells:
         env = "host" if c.runtime.env == "host" else " ".join(c.runtime.requirements)
         table.add_row(c.id, f"{c.runtime.kind}", env, c.hardware.id, c.backend.provider or c.backend.mode or "",
                       c.backend.consumes(), c.backend.precision)
-    return table
+    return Fitted(table)
 
 
-def validators_table(registry: Registry) -> Table:
+def validators_table(registry: Registry) -> Fitted:
     """The installed validators, then those that failed to load with the reason."""
     table = Table(title="installed validators", title_justify="left")
     for col in ("name", "version", "inputs", "params", "description"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("name", "version"))
     for name, cls in registry.validators.items():
         params = ", ".join(cls.Params.model_fields) or "-"
         table.add_row(name, cls.version, ", ".join(cls.inputs), params, cls.description)
     for name, failure in registry.failures.items():
         table.add_row(name, "?", "", "", f"[red]not loadable: {failure.reason}[/red]")
-    return table
+    return Fitted(table)
 
 
-def baseline_tables(model: str, history: list[Promotion]) -> tuple[Table, Table]:
+def baseline_tables(model: str, history: list[Promotion]) -> tuple[Fitted, Fitted]:
     """The current baseline (cell × validator → run, promotions replayed in order) and the promotion log."""
     current: dict[tuple[str, str], tuple[str, str, Promotion]] = {}
     for p in history:
@@ -74,15 +77,15 @@ def baseline_tables(model: str, history: list[Promotion]) -> tuple[Table, Table]
             current[(cell, validator)] = (p.run_id, status, p)
     table = Table(title=f"baseline of {model}: {len(current)} checks", title_justify="left")
     for col in ("cell", "validator", "status", "run", "promoted"):
-        table.add_column(col, no_wrap=col in ("cell", "run"))
+        table.add_column(col, no_wrap=col != "promoted")
     for (cell, validator), (rid, status, p) in sorted(current.items()):
         table.add_row(cell, validator, status, rid, f"{p.promoted_at:%Y-%m-%d %H:%M} by {p.promoted_by}")
     log = Table(title="promotions (oldest first)", title_justify="left")
     for col in ("when", "by", "run", "rule", "checks"):
-        log.add_column(col)
+        log.add_column(col, no_wrap=col != "when")
     for p in history:
         log.add_row(f"{p.promoted_at:%Y-%m-%d %H:%M:%S}", p.promoted_by, p.run_id, p.rule, str(len(p.pointers)))
-    return table, log
+    return Fitted(table), Fitted(log)
 
 
 def promotion_line(promotion: Promotion) -> str:
@@ -104,7 +107,7 @@ def sparkline(values: list[float]) -> str:
     return "".join(_SPARK[round((v - lo) / (hi - lo) * (len(_SPARK) - 1))] for v in values)
 
 
-def history_table(model: str, metric: str, frame: pd.DataFrame, baseline_runs: set[str]) -> tuple[Table, int]:
+def history_table(model: str, metric: str, frame: pd.DataFrame, baseline_runs: set[str]) -> tuple[Fitted, int]:
     """One row per run (★ the baseline's runs), one column per cell × validator with the change from the
     previous run (red: >10 % up, green: >10 % down), a sparkline row last. Also: how many series were left out.
     """
@@ -116,7 +119,7 @@ def history_table(model: str, metric: str, frame: pd.DataFrame, baseline_runs: s
     for col in ("run", "started", "version", "verdict"):
         table.add_column(col, no_wrap=True)
     for c, v, m in shown:
-        table.add_column(f"{c}\n{v}" + (f"\n{m}" if m != metric else ""), justify="right")
+        table.add_column(f"{c}\n{v}" + (f"\n{m}" if m != metric else ""), justify="right", no_wrap=True)
     previous: dict[tuple[str, str, str], float] = {}
     for r in run_rows.itertuples(index=False):
         cells_out = []
@@ -135,17 +138,17 @@ def history_table(model: str, metric: str, frame: pd.DataFrame, baseline_runs: s
     trend = [sparkline([values[(rid, *key)] for rid in run_rows["run_id"] if (rid, *key) in values]) for key in shown]
     table.add_section()
     table.add_row("trend", "", "", "", *trend)
-    return table, max(hidden, 0)
+    return Fitted(table), max(hidden, 0)
 
 
-def registry_table(root: Any, models: Iterable[tuple[str, Mapping[str, Any]]]) -> Table:
+def registry_table(root: Any, models: Iterable[tuple[str, Mapping[str, Any]]]) -> Fitted:
     """Every version of every model (oldest registration first) with its aliases and last verdict."""
     table = Table(title=f"registry {root}", title_justify="left")
     for col in ("model", "version", "aliases", "verdict", "run", "package"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "aliases")
     for name, data in models:
         for version, entry in sorted(data["versions"].items(), key=lambda kv: kv[1].get("registered_at", "")):
             aliases = ", ".join(a for a, v in data["aliases"].items() if v == version)
             table.add_row(name, version, aliases, entry.get("verdict") or "-", entry.get("run_id") or "-",
                           entry.get("package", ""))
-    return table
+    return Fitted(table)

@@ -14,7 +14,7 @@ from modelcompat.errors import InputError, ModelcompatError
 from modelcompat.settings import REPO_ROOT
 from modelcompat.store import RunNotFoundError, StoreError
 
-COMMANDS = ["run", "plan", "validators", "package", "demo", "history", "report", "serve", "server"]
+COMMANDS = ["run", "plan", "check", "validators", "package", "demo", "history", "report", "serve", "server"]
 GROUPS = ["matrix", "registry", "baseline", "store", "webhook"]
 
 

@@ -120,9 +120,9 @@ ARTIFACTS = [
     ("torchscript-declared-onnx", _artifact_bytes(lambda f, b: (f / "model.torchscript.pt").read_bytes()),
      "loadability", {"loadability.invalid_model"}),
     ("payload-wrong-shape", _payload(lambda a: {k: np.zeros((2, 7), v.dtype) for k, v in a.items()}),
-     "io_contract", {"io_contract.runtime_refused"}),
+     "io_contract", {"io_contract.payload_mismatch"}),
     ("payload-wrong-dtype", _payload(lambda a: {k: v.astype(np.int64) for k, v in a.items()}),
-     "io_contract", {"io_contract.runtime_refused"}),
+     "io_contract", {"io_contract.payload_mismatch"}),
     ("payload-nan", _payload(lambda a: {k: np.full_like(v, np.nan) for k, v in a.items()}),
      "data_contract", {"data_contract.expect_column_values_to_not_be_null_failed"}),
 ]

@@ -25,7 +25,7 @@ def test_every_store_option_is_the_shared_one() -> None:
     commands = _commands(typer.main.get_command(app))
     with_store = {name: next(p for p in c.params if p.name == "store") for name, c in commands.items()
                   if any(p.name == "store" for p in c.params)}
-    assert set(with_store) == {"run", "plan", "history", "report", "baseline promote", "baseline show",
+    assert set(with_store) == {"run", "plan", "check", "history", "report", "baseline promote", "baseline show",
                                "store compact"}
     assert {(tuple(p.opts), p.help) for p in with_store.values()} == {
         (("--store",), "Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")}

@@ -57,3 +57,29 @@ def test_run_writes_the_summary_the_model_describes(cli, demo_package, tmp_path:
     assert f"run {summary.run_id}: pass 2" in proc.stdout and f"summary written to {out}" in proc.stdout
     stored = Store(str(tmp_path / "home" / "store")).run(summary.run_id)
     assert stored is not None and stored.verdict == "pass"
+
+
+def test_a_model_the_runtime_refuses_is_one_root_cause_in_a_real_run(cli, demo_package, tmp_path: Path) -> None:
+    """IR 10 / opset 21 on onnxruntime 1.16: loadability fails once, the checks needing the model are skipped
+    (blocked by it), the verdict is fail, and the terminal says the root cause once, at 80 columns."""
+    from support.tinyonnx import FLOAT, one_node, onnx_package
+
+    package = onnx_package(demo_package, tmp_path / "ir10", one_node("Softmax", FLOAT, opset=21, ir_version=10))
+    out = tmp_path / "summary.json"
+    proc = cli("run", "--model", str(package.root), "--cells", "ort-1.16/*", "--workers", "1", "--json", str(out),
+               "--validators", "integrity,loadability,io_contract,data_contract,latency,determinism",
+               env={"MODELCOMPAT_HOME": str(tmp_path / "home"), "COLUMNS": "80"}, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # fail
+    summary = RunSummary.model_validate_json(out.read_text())
+    assert summary.verdict == "fail"
+    statuses = {r.validator: r.status.value for r in summary.reports}
+    assert statuses == {"integrity": "pass", "loadability": "fail", "io_contract": "skipped",
+                        "data_contract": "skipped", "latency": "skipped", "determinism": "skipped"}
+    for r in summary.reports:
+        if r.status.value == "skipped":
+            assert r.findings[0].message.startswith("blocked by loadability.ir_version_unsupported: ")
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert sum(line.startswith("fail ") for line in lines) == 1
+    assert proc.stdout.count("loadability.ir_version_unsupported") == 1
+    assert "blocks (skipped): data_contract, determinism, io_contract, latency" in proc.stdout.replace("\n", " ")

@@ -20,9 +20,12 @@ CORPUS_PYTHON = REPO / ".venv-corpus" / "bin" / "python"
 # in about 30 s; the rest are built by `python -m corpus build`.
 CHEAP = ["sklearn_numeric", "sklearn_text", "lightgbm", "xgboost", "mobilenet_v3_small", "mobilenet_int8_qdq"]
 
-pytestmark = pytest.mark.skipif(
-    not CORPUS_PYTHON.exists(),
-    reason="corpus venv .venv-corpus is missing: run `make corpus-env` (not yet part of `make test`)")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _corpus_venv() -> None:
+    # Not a skip: `make test` builds .venv-corpus first, so its absence is a broken setup, said plainly.
+    assert CORPUS_PYTHON.exists(), "corpus venv .venv-corpus is missing: run `make corpus-env` (part of `make test`)"
 
 
 def corpus(*args: str) -> subprocess.CompletedProcess:

@@ -1,5 +1,7 @@
-"""The harness: the order of a cell's checks (shared-load checks before reloading ones; a check that would
-have to wait goes behind the others, once), and gates (`Validator.gate`) blocking every probe-using check."""
+"""The harness: the order of a cell's checks (checks not needing the model first, then shared-load checks, then
+reloading ones; a check that would have to wait goes behind the others, once), gates (`Validator.gate`)
+blocking every probe-using check, and a model that does not load blocking the checks that need it (one root
+cause, reported once)."""
 from __future__ import annotations
 
 import subprocess
@@ -12,9 +14,20 @@ import pytest
 from filelock import FileLock
 
 from modelcompat.execution.harness import CellJob, check_cell, run_order
-from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
+from modelcompat.probe.launcher import ProbeSession
+from modelcompat.results.summary import verdict
+from modelcompat.validators import (
+    Finding,
+    Outcome,
+    Params,
+    ProbeRequestError,
+    Severity,
+    ValidationContext,
+    Validator,
+)
 from modelcompat.validators.registry import Registry
-from support.pkgvariants import HOST_ORT
+from support.pkgvariants import HOST_ORT, ORT_116
+from support.tinyonnx import FLOAT, one_node, onnx_package
 
 # run_order hands the context to `busy(ctx)`; the stand-in checks below only record it.
 CTX = SimpleNamespace(timing_lock=Path("/nonexistent/timing.lock"))
@@ -24,9 +37,10 @@ class _Check:
     """Stands in for a Validator: only `name` and `busy()` matter to the ordering."""
 
     def __init__(self, name: str, busy_answers: list[bool] | None = None, broken: bool = False,
-                 reloads_model: bool = False) -> None:
+                 reloads_model: bool = False, needs_model: bool = True) -> None:
         self.name = name
         self.reloads_model = reloads_model
+        self.needs_model = needs_model
         self._answers = list(busy_answers or [])
         self._broken = broken
         self.asked = 0
@@ -73,6 +87,13 @@ def test_checks_that_load_their_own_variant_run_after_those_sharing_the_cells_lo
     assert _order(checks) == ["data_contract", "io_contract", "loadability", "determinism", "latency"]
 
 
+def test_checks_that_do_not_need_the_model_run_before_those_that_do() -> None:
+    """loadability finds a load failure before the checks it would block run."""
+    checks = [_Check("io_contract"), _Check("latency", reloads_model=True), _Check("loadability", needs_model=False),
+              _Check("opset_support", needs_model=False)]
+    assert _order(checks) == ["loadability", "opset_support", "io_contract", "latency"]
+
+
 def test_in_the_real_registry_latency_leads_the_reloading_checks(tmp_path) -> None:
     """Latency may have to wait for the timing lock: it goes first among the checks that reload the
     model, so determinism and hardware_support are left to run if it must wait."""
@@ -81,7 +102,7 @@ def test_in_the_real_registry_latency_leads_the_reloading_checks(tmp_path) -> No
     runnable = [(registry.validators[n](), None) for n in names]
     ctx = SimpleNamespace(timing_lock=tmp_path / "timing.lock")  # free: latency does not wait
     assert [v.name for v, _ in run_order(runnable, ctx)] == [
-        "data_contract", "io_contract", "loadability", "latency", "determinism", "hardware_support"]
+        "loadability", "data_contract", "io_contract", "latency", "determinism", "hardware_support"]
 
 
 
@@ -184,6 +205,127 @@ def test_any_failing_gate_blocks_the_probe_using_checks(demo_package, monkeypatc
 def test_the_message_of_one_failing_gate_names_it_and_its_findings(demo_package, monkeypatch) -> None:
     reports = _check(demo_package, {"gate_b": "fail"}, monkeypatch)
     assert reports["loads"].findings[0].message == "blocked by gate_b: gate_b refuses model.onnx"
+
+
+# A model onnxruntime 1.16 refuses at load: IR 10 (it stops at IR 9) and opset 21 (it stops at 19).
+IR10_OPSET21 = one_node("Softmax", FLOAT, opset=21, ir_version=10)
+
+
+@pytest.fixture
+def ir10_package(demo_package, tmp_path):
+    return onnx_package(demo_package, tmp_path / "ir10", IR10_OPSET21)
+
+
+@pytest.fixture
+def load_requests(monkeypatch) -> list[str]:
+    """The artifact of every `load` request to a probe (the harness runs in this process)."""
+    seen: list[str] = []
+    original = ProbeSession.request
+
+    def spy(self, op, **args):
+        if op == "load":
+            seen.append(args["artifact"])
+        return original(self, op, **args)
+
+    monkeypatch.setattr(ProbeSession, "request", spy)
+    return seen
+
+
+def _cell(package, validators, registry=None, cell=ORT_116) -> dict[str, object]:
+    job = CellJob(cell=cell, package_root=str(package.root), validators=tuple(validators), run_id="test",
+                  params={"latency": {"warmup": 1, "iterations": 3, "concurrency": [1], "throughput_time_s": 0.05}})
+    return {r.validator: r for r in check_cell(job, registry)}
+
+
+def test_a_model_that_does_not_load_is_one_fail_and_the_checks_needing_it_are_skipped(ir10_package,
+                                                                                    load_requests) -> None:
+    registry = Registry.discover()
+    reports = _cell(ir10_package, registry.names, registry)
+    root = reports["loadability"]
+    assert root.status.value == "fail" and [f.code for f in root.findings] == ["loadability.ir_version_unsupported"]
+    needing = {n for n, cls in registry.validators.items() if cls.needs_probe and cls.needs_model}
+    assert needing >= {"io_contract", "data_contract", "latency", "determinism", "hardware_support"}
+    for name in needing - {"numerical_parity"}:  # numerical_parity: no reference outputs, not applicable
+        report = reports[name]
+        assert report.status.value == "skipped", (name, report.findings)
+        (finding,) = report.findings
+        assert finding.code == f"{name}.blocked" and finding.severity == Severity.INFO
+        assert finding.message.startswith("blocked by loadability.ir_version_unsupported: ")
+        assert "loadability report of ort-1.16/cpu/ort-cpu" in finding.remediation
+        assert report.cache_key is None  # runs again once the model loads
+        assert report.runtime_version == root.runtime_version  # the runtime that refused it
+    assert reports["numerical_parity"].findings[0].code == "numerical_parity.not_applicable"
+    # the checks that do not need the loaded model still ran: static ones and the diagnosing ones
+    assert reports["integrity"].status.value == "pass" and reports["environment_parity"].status.value == "pass"
+    assert reports["opset_support"].status.value == "fail"  # its own diagnosis of the IR version
+    assert reports["operator_coverage"].status.value == "warn"
+    assert verdict(list(reports.values())) == "fail"
+    assert load_requests == [str(ir10_package.resolve("model.onnx"))]  # loaded once, by loadability
+    fails = [r for r in reports.values() if r.status.value == "fail"]
+    assert sum("ONNXRuntimeError" in f.message for r in fails for f in r.findings) == 1  # the load error once
+
+
+def test_without_loadability_the_first_check_whose_load_fails_carries_the_root_cause(ir10_package,
+                                                                                     load_requests) -> None:
+    reports = _cell(ir10_package, ["io_contract", "data_contract", "latency", "determinism", "integrity"])
+    statuses = {n: r.status.value for n, r in reports.items()}
+    (root,) = [n for n, s in statuses.items() if s == "fail"]
+    assert root in ("io_contract", "data_contract")  # the shared-load checks run before the reloading ones
+    assert [f.code for f in reports[root].findings] == [f"{root}.runtime_refused"]
+    for name in {"io_contract", "data_contract", "latency", "determinism"} - {root}:
+        assert statuses[name] == "skipped"
+        assert reports[name].findings[0].message.startswith(f"blocked by {root}.runtime_refused: ")
+    assert statuses["integrity"] == "pass"
+    assert len(load_requests) == 1
+
+
+class _Refused(Validator):
+    """Test only: loads the model; a refusal is caught and reported as the class attribute `status` says."""
+
+    version = "1"
+    description = "Test only."
+    inputs = ("artifact", "runtime")
+    status = "warn"
+
+    def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        try:
+            ctx.load()
+        except ProbeRequestError as exc:
+            severity = Severity.WARN if self.status == "warn" else Severity.ERROR
+            return Outcome(findings=[Finding(code=f"{self.name}.refused", severity=severity, message=exc.message)])
+        return Outcome()
+
+
+class CatchesAsWarn(_Refused):
+    name = "a_catches_as_warn"
+
+
+class FailsToo(_Refused):
+    name = "b_fails_too"
+    status = "fail"
+
+
+class AlsoLoads(_Refused):
+    name = "c_also_loads"
+    status = "fail"
+
+
+def test_only_a_failing_check_is_a_root_cause_so_a_refusal_never_passes_unseen(ir10_package, load_requests) -> None:
+    """A check that meets the refusal but does not fail blocks nothing (else the run could pass on a model
+    that does not load); the next check to meet it fails and blocks the rest. The refusal is remembered:
+    one load request."""
+    registry = Registry({c.name: c for c in (CatchesAsWarn, FailsToo, AlsoLoads)}, {})
+    reports = _cell(ir10_package, sorted(registry.validators), registry)
+    assert {n: r.status.value for n, r in reports.items()} == {
+        "a_catches_as_warn": "warn", "b_fails_too": "fail", "c_also_loads": "skipped"}
+    assert reports["c_also_loads"].findings[0].message.startswith("blocked by b_fails_too.refused: ")
+    assert len(load_requests) == 1
+
+
+def test_a_model_that_loads_blocks_nothing(demo_package) -> None:
+    reports = _cell(demo_package, ["loadability", "io_contract", "latency"], cell=HOST_ORT)
+    assert {r.status.value for r in reports.values()} <= {"pass", "warn"}
+    assert all(r.cache_key for r in reports.values())
 
 
 def _zygotes_of_this_process(kind: str) -> set[int]:

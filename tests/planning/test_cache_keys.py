@@ -7,6 +7,7 @@ import re
 import shutil
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,19 @@ import onnx
 import onnxruntime
 import pytest
 
+from modelcompat.execution.harness import CellJob, check_cell
+from modelcompat.model.build import build_package
 from modelcompat.model.hashing import sha256_file
+from modelcompat.model.package import load_package
 from modelcompat.planning import cache_keys
 from modelcompat.planning.cache_keys import changed_inputs, code_fingerprint, input_components, normalised_source
+from modelcompat.planning.plan import make_plan
 from modelcompat.probe.process import AGENT_PACKAGE
 from modelcompat.runtime.environments import provision
+from modelcompat.settings import env_cache
+from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
+from support.extdata import external_mlp
 from support.pkgvariants import HOST_ORT
 
 MODULE = '''\
@@ -178,3 +186,61 @@ def test_every_other_component_is_rendered_as_before(demo_package) -> None:
 def test_normalising_source_that_does_not_parse_keeps_it_as_it_is() -> None:
     broken = textwrap.dedent("def f(:\n    pass\n")
     assert normalised_source(broken) == broken
+
+
+# --- external data: the artifact component covers every data file --------------------------------------------
+
+@pytest.fixture
+def ext_package(tmp_path: Path):
+    src, payload = external_mlp(tmp_path / "src", "weights/mlp.bin")
+    return build_package([src], payload, tmp_path / "pkg", name="ext", version="1")
+
+
+def _artifact(package) -> str:
+    validator = Registry.discover().validators["integrity"]
+    return input_components(validator, {}, HOST_ORT, package, None)["artifact"]
+
+
+def test_the_artifact_component_lists_each_data_file_with_actual_and_declared_hash(ext_package) -> None:
+    artifact = ext_package.artifact("onnx")
+    (data,) = artifact.data_files
+    assert _artifact(ext_package) == (
+        f"model.onnx sha256:{sha256_file(ext_package.resolve('model.onnx'))} declared:{artifact.sha256} "
+        f"weights/mlp.bin sha256:{sha256_file(ext_package.resolve(data.path))} declared:{data.sha256}")
+    # Missing or escaping data files are part of the key, not a crash (integrity reports them).
+    path = ext_package.resolve(data.path)
+    path.rename(path.with_suffix(".gone"))
+    assert "weights/mlp.bin sha256:missing declared:" in _artifact(ext_package)
+
+
+def test_a_modified_data_file_reruns_the_checks_and_the_plan_names_it(ext_package, tmp_path: Path) -> None:
+    validators = ["integrity", "loadability", "numerical_parity"]
+    jobs = CellJob(cell=HOST_ORT, package_root=str(ext_package.root), validators=tuple(validators), params={},
+                   run_id="first", env_cache=str(env_cache()))
+    store = Store(str(tmp_path / "store"))
+    now = datetime.now(UTC)
+    store.append_run(RunRecord(run_id="first", trigger="cli", matrix="test", model_name="ext", model_version="1",
+                               model_sha256=ext_package.primary_sha256, started_at=now, finished_at=now),
+                     check_cell(jobs))
+    plan = make_plan([HOST_ORT], validators, ext_package, Registry.discover(), store=store, env_cache=env_cache())
+    assert {p.decision for p in plan} == {"cached"}
+    data = ext_package.resolve("weights/mlp.bin")
+    weights = bytearray(data.read_bytes())
+    weights[0] ^= 0x01  # one bit of one weight; model.onnx is byte-identical
+    data.write_bytes(bytes(weights))
+    plan = make_plan([HOST_ORT], validators, load_package(ext_package.root), Registry.discover(), store=store,
+                     env_cache=env_cache())
+    assert {p.validator: p.decision for p in plan} == dict.fromkeys(validators, "run")
+    for p in plan:
+        assert p.reason.startswith("artifact: weights/mlp.bin sha256:"), p.reason
+        assert "model.onnx" not in p.reason
+
+
+def test_changed_inputs_names_only_the_files_that_changed() -> None:
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    before = {"artifact": f"model.onnx sha256:{a} declared:{a} w/x.bin sha256:{b} declared:{b}"}
+    after = {"artifact": f"model.onnx sha256:{a} declared:{a} w/x.bin sha256:{c} declared:{b}"}
+    assert changed_inputs(before, after) == [
+        f"artifact: w/x.bin sha256:{b[:12]} declared:{b[:10]} → sha256:{c[:12]} declared:{b[:10]}"]
+    added = {"artifact": f"model.onnx sha256:{a} declared:{a}"}
+    assert changed_inputs(added, before) == [f"artifact: w/x.bin absent → sha256:{b[:12]} declared:{b[:10]}"]

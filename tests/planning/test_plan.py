@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import yaml
+from onnx import TensorProto
 
 from modelcompat.execution.harness import CellJob, check_cell
 from modelcompat.matrix.cells import BackendSpec, Cell, RuntimeSpec
@@ -19,6 +20,9 @@ from modelcompat.settings import env_cache
 from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
 from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER, TORCHSCRIPT, rehash
+from support.tinyonnx import one_node, onnx_package
+
+FLOAT = TensorProto.FLOAT
 
 VALIDATORS = ["integrity", "io_contract", "loadability", "numerical_parity"]
 CELLS = [HOST_ORT, ORT_116, TORCHSCRIPT, TORCH_EAGER]
@@ -34,7 +38,7 @@ def execute(cells: list[Cell], package, store: Store, run_id: str, params=None) 
     for cell in cells:
         reports += check_cell(CellJob(cell=cell, package_root=str(package.root), validators=tuple(VALIDATORS),
                                       params=params or {}, run_id=run_id, env_cache=str(env_cache())))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store.append_run(RunRecord(run_id=run_id, trigger="cli", matrix="test", model_name=package.manifest.name,
                                model_version=package.manifest.version, model_sha256=package.primary_sha256,
                                started_at=now, finished_at=now), reports)
@@ -94,13 +98,15 @@ def _budget(folder: Path, manifest: dict) -> None:
     manifest.setdefault("budgets", {})["p95_latency_ms"] = 1.0  # no core validator declares budgets
 
 
+# A check that needs the model brings the cell's cached loadability along (one root cause for a load failure).
 MUTATIONS = [
     ("artifact bytes (onnx)", _artifact_bytes, grid(ORT, VALIDATORS)),
-    ("manifest tolerances", _tolerance, grid(ALL_CELLS, ["numerical_parity"])),
+    ("manifest tolerances", _tolerance, grid(ALL_CELLS, ["numerical_parity", "loadability"])),
     ("manifest budgets", _budget, set()),
-    ("payload", _payload, grid(ALL_CELLS, ["io_contract", "numerical_parity"])),
-    ("reference outputs", _reference, grid(ALL_CELLS, ["numerical_parity"])),
+    ("payload", _payload, grid(ALL_CELLS, ["io_contract", "numerical_parity", "loadability"])),
+    ("reference outputs", _reference, grid(ALL_CELLS, ["numerical_parity", "loadability"])),
 ]
+BESIDE = "runs beside {} so that a load failure has one root cause"
 
 
 def test_nothing_changed_nothing_runs(baseline) -> None:
@@ -121,14 +127,18 @@ def test_package_changes_rerun_exactly_what_they_affect(baseline, tmp_path, chan
     for p in plan:
         if p.decision == "run":
             assert p.reason and p.reason != "no earlier report of this check"
+        if p.decision == "run" and p.validator == "loadability" and change != "artifact bytes (onnx)":
+            first = "io_contract" if change == "payload" else "numerical_parity"
+            assert p.reason == BESIDE.format(first) and p.reused is None
+            assert p.expected_s is not None  # still scheduled by its last duration
 
 
 def test_a_validators_params_rerun_only_it(baseline) -> None:
     package, store = baseline
     plan = make_plan(CELLS, VALIDATORS, package, Registry.discover(), store=store, env_cache=env_cache(),
                      params={"numerical_parity": {"atol": 0.01}})
-    assert to_run(plan) == grid(ALL_CELLS, ["numerical_parity"])
-    assert all(p.reason == "params changed" for p in plan if p.decision == "run")
+    assert to_run(plan) == grid(ALL_CELLS, ["numerical_parity", "loadability"])
+    assert {p.reason for p in plan if p.decision == "run"} == {"params changed", BESIDE.format("numerical_parity")}
 
 
 def test_a_validators_code_reruns_only_it(baseline, monkeypatch) -> None:
@@ -188,7 +198,7 @@ def test_force_and_per_validator_force(baseline) -> None:
     assert to_run(forced) == grid(ALL_CELLS, VALIDATORS)
     one = make_plan(CELLS, VALIDATORS, package, Registry.discover(), store=store, env_cache=env_cache(),
                     force_validators={"integrity"})
-    assert to_run(one) == grid(ALL_CELLS, ["integrity"])
+    assert to_run(one) == grid(ALL_CELLS, ["integrity"])  # static: the cached loadability stays cached
 
 
 def test_cells_without_their_hardware_are_planned_skipped(baseline) -> None:
@@ -218,7 +228,7 @@ def test_the_plan_carries_each_cells_setup_time_outside_its_checks(demo_package,
     checks = ("unsafe_serialization", "integrity", "io_contract")
     reports = check_cell(CellJob(cell=TORCHSCRIPT, package_root=str(demo_package.root), validators=checks,
                                  run_id="r1", env_cache=str(env_cache())))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store.append_run(RunRecord(run_id="r1", trigger="cli", matrix="test", model_name=demo_package.manifest.name,
                                model_version=demo_package.manifest.version, model_sha256=demo_package.primary_sha256,
                                started_at=now, finished_at=now), reports)
@@ -229,3 +239,39 @@ def test_the_plan_carries_each_cells_setup_time_outside_its_checks(demo_package,
     expected = span - sum(r.duration_s for r in reports)
     assert [p.setup_s for p in forced] == [pytest.approx(expected)] * len(checks)
     assert expected > 0.2  # the probe imported torch between the gate and io_contract
+
+
+def test_a_cached_load_refusal_runs_again_beside_the_checks_that_need_the_model(demo_package, tmp_path) -> None:
+    """IR 10 / opset 21 on onnxruntime 1.16: the first run's io_contract is blocked (no cache key), so the next
+    plan runs it again; the cached loadability fail runs with it, so the refusal is one fail line, not two."""
+    package = onnx_package(demo_package, tmp_path / "ir10", one_node("Softmax", FLOAT, opset=21, ir_version=10))
+    checks = ("integrity", "loadability", "io_contract")
+    store = Store(str(tmp_path / "store"))
+
+    def cell_run(validators: tuple[str, ...], run_id: str) -> dict[str, object]:
+        reports = check_cell(CellJob(cell=ORT_116, package_root=str(package.root), validators=validators,
+                                     run_id=run_id, env_cache=str(env_cache())))
+        return {r.validator: r for r in reports}
+
+    first = cell_run(checks, "first")
+    assert first["loadability"].status.value == "fail" and first["io_contract"].status.value == "skipped"
+    now = datetime.now(UTC)
+    store.append_run(RunRecord(run_id="first", trigger="cli", matrix="test", model_name=package.manifest.name,
+                               model_version=package.manifest.version, model_sha256=package.primary_sha256,
+                               started_at=now, finished_at=now), list(first.values()))
+
+    plan = {p.validator: p for p in make_plan([ORT_116], list(checks), package, Registry.discover(), store=store,
+                                              env_cache=env_cache())}
+    assert {n: p.decision for n, p in plan.items()} == {"integrity": "cached", "loadability": "run",
+                                                        "io_contract": "run"}
+    assert plan["loadability"].reason == BESIDE.format("io_contract")
+    assert plan["loadability"].cache_key == first["loadability"].cache_key  # same inputs, only re-run
+    assert f"| `{ORT_116.id}` | loadability | run | {BESIDE.format('io_contract')} |" in plan_markdown(list(plan.values()))
+
+    second = cell_run(tuple(n for n, p in plan.items() if p.decision == "run"), "second")
+    fails = [(r.validator, f.code) for r in second.values() for f in r.findings if r.status.value == "fail"]
+    assert fails == [("loadability", "loadability.ir_version_unsupported")]
+    assert [f.code for f in second["io_contract"].findings] == ["io_contract.blocked"]
+    # What the plan avoids: io_contract alone meets the refusal and repeats it as its own fail.
+    alone = cell_run(("io_contract",), "alone")["io_contract"]
+    assert alone.status.value == "fail" and [f.code for f in alone.findings] == ["io_contract.runtime_refused"]

@@ -44,3 +44,14 @@ def test_trends_are_drawn_from_the_history_and_the_stored_code_version_is_shown(
 def test_without_a_baseline_the_page_says_how_to_promote_one() -> None:
     page = render_html(sample_summary(baseline=False))
     assert "No baseline for this model yet" in page and 'id="regressions"' not in page
+
+
+def test_a_blocked_check_says_what_blocked_it_and_the_findings_list_has_the_root_cause_once() -> None:
+    from test_junit import _blocked_run
+
+    page = render_html(_blocked_run())
+    cell = page.split('id="hm-ort-1-16-cpu-ort-cpu--io-contract"')[1].split(">")[0]
+    assert 'data-status="skipped"' in cell
+    assert html_lib.escape("blocked by loadability.ir_version_unsupported") in cell  # the tooltip
+    findings = page.split('id="findings"')[1].split("</table>")[0]
+    assert findings.count("loadability.ir_version_unsupported") == 1 and "io_contract.blocked" not in findings

@@ -44,3 +44,32 @@ def test_without_a_baseline_nothing_is_a_regression() -> None:
     root = ET.fromstring(render_junit(sample_summary(baseline=False)).split("\n", 1)[1])
     assert [c.find("failure").get("type") for c in root.iter("testcase") if c.find("failure") is not None] == [
         "io_contract.shape_mismatch"]
+
+
+def _blocked_run():
+    def report(validator: str, status: Status, finding: Finding) -> Report:
+        return Report(run_id="r", cell="ort-1.16/cpu/ort-cpu", runtime="ort-1.16", runtime_version="onnxruntime 1.16.3",
+                      hardware="cpu", backend="ort-cpu", validator=validator, validator_version="1", status=status,
+                      findings=(finding,))
+    reports = [
+        report("loadability", Status.FAIL, Finding(code="loadability.ir_version_unsupported", severity=Severity.ERROR,
+                                                   message="Unsupported model IR version: 10", remediation="re-export")),
+        report("io_contract", Status.SKIPPED, Finding(
+            code="io_contract.blocked", severity=Severity.INFO, step="load",
+            message="blocked by loadability.ir_version_unsupported: the model does not load in this cell, so this "
+                    "check cannot run",
+            remediation="fix loadability.ir_version_unsupported (the loadability report of ort-1.16/cpu/ort-cpu)")),
+    ]
+    return run_summary(run_id="r", model={"name": "m", "version": "1", "sha256": "0" * 64},
+                       matrix={"name": "default", "path": "x"}, reports=reports, started_at="s", finished_at="f",
+                       trigger="cli", flow_run_id=None)
+
+
+def test_a_blocked_check_is_skipped_with_its_blocker_and_the_root_cause_is_the_one_failure() -> None:
+    root = ET.fromstring(render_junit(_blocked_run()).split("\n", 1)[1])
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    skipped = cases["io_contract"].find("skipped")
+    assert skipped.get("message").startswith("io_contract.blocked: blocked by loadability.ir_version_unsupported")
+    assert "remediation: fix loadability.ir_version_unsupported" in skipped.text
+    assert cases["loadability"].find("failure").get("type") == "loadability.ir_version_unsupported"
+    assert (root.get("failures"), root.get("skipped")) == ("1", "1")

@@ -5,6 +5,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pytest
 from rich.console import Console
 
 from modelcompat.baseline.promotion import Promotion
@@ -105,3 +106,39 @@ def test_registry_table_lists_versions_oldest_first_with_aliases() -> None:
     lines = [line for line in out.splitlines() if "/p" in line]
     assert "1.0" in lines[0] and "production" in lines[0] and " - " in lines[0]
     assert "2.0" in lines[1] and "staging" in lines[1] and "fail" in lines[1] and "r2" in lines[1]
+
+
+def _all_tables() -> list:
+    matrix = load_matrix(matrices_dir() / "nightly.yaml")
+    cells = matrix.cells
+    checks = [PlannedCheck(cell=cells[0], validator="numerical_parity", decision="run",
+                           reason="no earlier report of this check"),
+              PlannedCheck(cell=cells[-1], validator="latency", decision="cached",
+                           reason="same key as run 20261101T020000Z-demo0")]
+    promotion = Promotion(model="m", run_id="20261101T020000Z-demo0", promoted_at=T0, promoted_by="ann",
+                          rule="manual", pointers=((cells[-1].id, "numerical_parity", "pass"),))
+    rows = [(f"2026110{i}T020000Z-demo{i}", T0 + timedelta(days=i), "1.0", "pass", f"{c.id}", "latency", "pass",
+             "p95_latency_ms", 1.0 + i) for i in range(3) for c in cells[:6]]
+    frame = pd.DataFrame(rows, columns=["run_id", "started_at", "model_version", "verdict", "cell", "validator",
+                                        "status", "metric", "value"])
+    registry = {"versions": {"2.0": {"registered_at": "2026-11-02", "verdict": "fail", "run_id": "r2",
+                                     "package": "/home/user/.modelcompat/registry/packages/demo-mlp/2.0"}},
+                "aliases": {"production": "2.0"}}
+    return [plan_table(checks, "plan for m 1 × nightly"), cells_table(matrix.name, cells),
+            validators_table(Registry.discover()), *baseline_tables("m", [promotion]),
+            history_table("m", "p95_latency_ms", frame, set())[0], registry_table("/reg", [("demo-mlp", registry)])]
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_every_table_fits_the_console_without_cutting_a_word(width) -> None:
+    cells = load_matrix(matrices_dir() / "nightly.yaml").cells
+    for table in _all_tables():
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(table)
+        out = console.file.getvalue()
+        assert max(len(line) for line in out.splitlines()) <= width, out
+        assert "…" not in out, out
+    out = text(*_all_tables())  # ids and names stay whole (at 250 columns too)
+    for name in Registry.discover().names:
+        assert name in out
+    assert all(c.id in out for c in cells) and "20261101T020000Z-demo0" in out

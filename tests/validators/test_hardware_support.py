@@ -70,7 +70,11 @@ def test_later_validators_run_the_same_conversion(demo_package) -> None:
 
 
 def test_bf16_refusal_reaches_every_validator_of_the_cell(demo_package) -> None:
-    """No kernel for the conversion: loadability says so too, instead of passing on the fp32 artifact."""
+    """No kernel for the conversion: loadability says so once (the root cause) instead of passing on the fp32
+    artifact, and hardware_support, which needs the converted model loaded, is blocked by it."""
     reports = run(demo_package, ort("bf16"), ("hardware_support", "loadability"))
-    assert codes(reports["hardware_support"]) == {"hardware_support.precision_unsupported"}
     assert codes(reports["loadability"]) == {"loadability.missing_kernel"}, reports["loadability"].findings
+    assert reports["loadability"].status.value == "fail"
+    assert reports["hardware_support"].status.value == "skipped"
+    assert codes(reports["hardware_support"]) == {"hardware_support.blocked"}
+    assert "blocked by loadability.missing_kernel" in reports["hardware_support"].findings[0].message

@@ -12,6 +12,8 @@ from support.validator_runs import run
     ("ONNXRuntimeError: Unsupported model IR version: 11, max supported IR version: 10", "ir_version_unsupported"),
     ("Fail: Opset 23 is under development", "opset_unsupported"),
     ("NOT_IMPLEMENTED : Could not find an implementation for Erf(13) node", "missing_kernel"),
+    ("FAIL : Fatal error: com.example:Foo(-1) is not a registered function/op", "unregistered_op"),
+    ("Current official support for domain com.microsoft is till opset 1.", "opset_unsupported"),
     ("INVALID_PROTOBUF : Load model failed: Protobuf parsing failed.", "invalid_model"),
     ("PytorchStreamReader failed reading zip archive", "invalid_model"),
     ("std::bad_alloc", "out_of_memory"),

@@ -116,12 +116,17 @@ def test_fp32_cells_load_the_artifact_as_exported(demo_package, load_requests) -
 def test_a_failed_conversion_is_a_finding_not_a_crash(demo_package, tmp_path) -> None:
     package = variant(demo_package, tmp_path / "pkg", _garbage_onnx)
     reports = run(package, ORT_FP16, ("loadability", "io_contract", "numerical_parity", "hardware_support"))
-    assert {n: r.status.value for n, r in reports.items()} == {n: "fail" for n in reports}
     assert codes(reports["loadability"]) == {"loadability.invalid_model"}
     assert "ConversionError" in reports["loadability"].findings[0].message
-    assert codes(reports["io_contract"]) == {"io_contract.runtime_refused"}
-    assert reports["io_contract"].findings[0].step == "convert"
-    assert codes(reports["hardware_support"]) == {"hardware_support.conversion_failed"}
+    # One root cause, reported once: the checks that need the model are blocked by it (the harness's tests).
+    assert {n: r.status.value for n, r in reports.items()} == {
+        "loadability": "fail", "io_contract": "skipped", "numerical_parity": "skipped", "hardware_support": "skipped"}
+    assert reports["io_contract"].findings[0].message.startswith("blocked by loadability.invalid_model: ")
+    # Alone, each check still meets the failed conversion itself.
+    alone = run(package, ORT_FP16, ("io_contract",))["io_contract"]
+    assert codes(alone) == {"io_contract.runtime_refused"} and alone.findings[0].step == "convert"
+    alone = run(package, ORT_FP16, ("hardware_support",))["hardware_support"]
+    assert codes(alone) == {"hardware_support.conversion_failed"}
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16", "int8"])

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 
 from modelcompat.execution.harness import CellJob, check_cell
 from modelcompat.matrix.cells import RuntimeSpec
+from modelcompat.model.build import build_package
 from modelcompat.results.report import Severity
 from modelcompat.validators.unsafe_serialization import (
     UnsafeSerializationParams,
@@ -24,6 +25,7 @@ from modelcompat.validators.unsafe_serialization import (
     scan_pickle,
     torch_bypass_finding,
 )
+from support.extdata import external_mlp
 from support.pkgvariants import HOST_ORT, TORCH_EAGER, TORCHSCRIPT, rehash, variant
 
 ALL = ("integrity", "loadability", "io_contract", "numerical_parity", "unsafe_serialization")
@@ -258,3 +260,29 @@ def test_a_cell_pinned_to_an_old_torch_warns_without_building_it(demo_package):
     strict = run(demo_package, old, ("unsafe_serialization",),
                  {"unsafe_serialization": {"torch_bypass_severity": "error"}})["unsafe_serialization"]
     assert strict.status.value == "fail"
+
+
+def _ext_package(tmp_path: Path):
+    src, payload = external_mlp(tmp_path / "src", "weights/mlp.bin")
+    return build_package([src], payload, tmp_path / "pkg", name="ext", version="1")
+
+
+@pytest.mark.parametrize("target", ["outside", "inside"])
+def test_a_data_file_behind_a_symlink_is_flagged_and_never_loaded(tmp_path, target):
+    """Packaging refuses symlinks; one placed in a package afterwards (even pointing inside) is flagged too."""
+    package = _ext_package(tmp_path)
+    data = package.root / "weights" / "mlp.bin"
+    moved = tmp_path / "stolen.bin" if target == "outside" else package.root / "weights" / "real.bin"
+    data.rename(moved)
+    data.symlink_to(moved)
+    reports = run(package, HOST_ORT, ("unsafe_serialization", "loadability"))
+    report = reports["unsafe_serialization"]
+    assert report.status.value == "fail"
+    assert [f.code for f in report.findings] == ["unsafe_serialization.external_data_escape"]
+    assert report.findings[0].observed == "weights/mlp.bin" and "symlink" in report.findings[0].message
+    assert reports["loadability"].status.value == "skipped"
+
+
+def test_a_packaged_external_data_model_passes(tmp_path):
+    report = run(_ext_package(tmp_path), HOST_ORT, ("unsafe_serialization",))["unsafe_serialization"]
+    assert report.status.value == "pass" and not report.findings

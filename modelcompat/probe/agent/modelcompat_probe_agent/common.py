@@ -1,4 +1,5 @@
-"""What the agent's ops share: the request error, the one loaded model, I/O metadata, atomic .npz writes."""
+"""What the agent's ops share: the request error, the one loaded model, I/O metadata, values .npz files
+(tensors, and sequences/maps/None without pickle) written atomically."""
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ class _State:
         self.session: Any = None  # onnxruntime.InferenceSession or a torch module
         self.input_names: List[str] = []
         self.output_names: List[str] = []
+        self.output_types: Dict[str, str] = {}  # contract type of non-tensor outputs (map value dtypes)
         self.cast_dtype: Any = None  # torch dtype inputs are cast to (fp16/bf16 backends)
 
 
@@ -44,11 +46,99 @@ def io_entry(name: str, dtype: str, shape: Any) -> Dict[str, Any]:
     return {"name": name, "dtype": dtype, "shape": [dim(d) for d in (shape or [])]}
 
 
-def atomic_savez(path: str, arrays: Dict[str, Any]) -> None:
-    """Write the .npz under a temporary name first: the host never reads a half-written file."""
+STRUCTURE_KEY = "__structure__"
+
+
+def encode_values(values: Dict[str, Any], types: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Arrays for a values .npz: tensors under their name; lists, dicts and None described by JSON in
+    `__structure__` with their leaves under `<name>/<path>` (modelcompat.model.values reads it; no pickle).
+
+    `types` (output name -> contract type, e.g. `seq(map(int64,float32))`) sets the dtype of map values,
+    which onnxruntime hands back as Python floats.
+    """
+    import json
+
+    import numpy as np
+
+    arrays = {}  # type: Dict[str, Any]
+    structure = {}  # type: Dict[str, Any]
+
+    def leaf(key: str, value: Any, dtype: Optional[str] = None) -> str:
+        arr = np.asarray(value)
+        if arr.dtype.kind == "O":  # strings from onnxruntime come as object arrays
+            arr = arr.astype(str)
+        if dtype and dtype != "string" and arr.dtype.kind in "biuf":
+            arr = arr.astype(dtype)
+        arrays[key] = arr
+        return key
+
+    def node(key: str, value: Any, value_dtype: Optional[str]) -> Any:
+        if value is None:
+            return {"none": True}
+        if isinstance(value, (list, tuple)):
+            return {"seq": [node("%s/%d" % (key, i), v, value_dtype) for i, v in enumerate(value)]}
+        if isinstance(value, dict):
+            keys = leaf(key + "/keys", list(value))
+            vals = list(value.values())
+            if all(np.ndim(v) == 0 and not isinstance(v, (dict, list, tuple)) and v is not None for v in vals):
+                return {"map": {"keys": keys, "values": leaf(key + "/values", vals, value_dtype)}}
+            return {"map": {"keys": keys, "items": [node("%s/%d" % (key, i), v, value_dtype)
+                                                    for i, v in enumerate(vals)]}}
+        return {"tensor": leaf(key, value, value_dtype)}
+
+    for name, value in values.items():
+        if value is None or isinstance(value, (list, tuple, dict)):
+            structure[name] = node(name, value, _map_value_dtype((types or {}).get(name)))
+        else:
+            leaf(name, value)
+    if structure:
+        arrays[STRUCTURE_KEY] = np.array(json.dumps(structure))
+    return arrays
+
+
+def _map_value_dtype(type_text: Optional[str]) -> Optional[str]:
+    """`seq(map(int64,float32))` -> `float32`: the innermost map's value dtype, when it is a plain dtype."""
+    if not type_text or "map(" not in type_text:
+        return None
+    inner = type_text[type_text.rindex("map(") + 4:].split(",", 1)[-1].strip().rstrip(")")
+    if inner.startswith("tensor("):
+        inner = inner[len("tensor("):]
+    return inner if inner.isidentifier() else None
+
+
+def decode_values(arrays: Dict[str, Any]) -> Dict[str, Any]:
+    """The inverse of encode_values for payloads: lists, dicts and None rebuilt from `__structure__`."""
+    import json
+
+    if STRUCTURE_KEY not in arrays:
+        return dict(arrays)
+    structure = json.loads(str(arrays[STRUCTURE_KEY]))
+
+    def build(node: Dict[str, Any]) -> Any:
+        kind, body = next(iter(node.items()))
+        if kind == "none":
+            return None
+        if kind == "tensor":
+            return arrays[body]
+        if kind == "seq":
+            return [build(n) for n in body]
+        keys = [k.item() for k in arrays[body["keys"]]]
+        vals = list(arrays[body["values"]]) if "values" in body else [build(n) for n in body["items"]]
+        return dict(zip(keys, [v.item() if hasattr(v, "item") and getattr(v, "ndim", 1) == 0 else v
+                               for v in vals]))
+
+    values = {name: build(node) for name, node in structure.items()}
+    for key, arr in arrays.items():
+        if key != STRUCTURE_KEY and not any(key.startswith(n + "/") for n in structure):
+            values.setdefault(key, arr)
+    return values
+
+
+def atomic_savez(path: str, arrays: Dict[str, Any], types: Optional[Dict[str, str]] = None) -> None:
+    """Write the values .npz under a temporary name first: the host never reads a half-written file."""
     import numpy as np
 
     tmp = path + ".partial"
     with open(tmp, "wb") as fh:  # a file object, so numpy does not append `.npz` to the name
-        np.savez(fh, **arrays)
+        np.savez(fh, **encode_values(arrays, types))
     os.replace(tmp, path)

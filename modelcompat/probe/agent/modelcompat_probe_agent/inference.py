@@ -1,4 +1,5 @@
-"""`load` and `run`: the one model this probe serves, whichever runtime loads it, and its outputs as .npz."""
+"""`load` and `run`: the one model this probe serves, whichever runtime loads it, and its outputs as a values
+.npz (tensors, sequences, maps; see common.encode_values)."""
 from __future__ import annotations
 
 import gc
@@ -6,7 +7,7 @@ import os
 import time
 from typing import Any, Callable, Dict, List
 
-from .common import STATE, ProbeUsageError, atomic_savez
+from .common import STATE, ProbeUsageError, atomic_savez, decode_values
 from .onnx_ops import load_onnx, run_once_onnx
 from .torch_ops import load_torch, run_once_torch, torch_inputs
 
@@ -20,6 +21,7 @@ def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
     # Drop the previous model first, so two models never have to fit in memory at once.
     STATE.session = None
     STATE.kind = None
+    STATE.output_types = {}
     gc.collect()
     start = time.perf_counter()
     if fmt == "onnx":
@@ -37,8 +39,17 @@ def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def to_numpy(value: Any) -> Any:
+    """A runtime's output as numpy: tensors as arrays; sequences, maps and None kept as lists/dicts/None
+    (of numpy leaves), so non-tensor outputs reach the host as they are."""
     import numpy as np
 
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: to_numpy(v) if isinstance(v, (list, tuple, dict)) or hasattr(v, "detach") else v
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_numpy(v) for v in value]
     if hasattr(value, "detach"):  # a torch tensor
         import torch
 
@@ -47,6 +58,18 @@ def to_numpy(value: Any) -> Any:
             value = value.float()
         return value.numpy()
     return np.asarray(value)
+
+
+def describe_value(name: str, value: Any) -> Dict[str, Any]:
+    """The `outputs` entry of a run reply: dtype and shape of a tensor; a non-tensor's kind and length."""
+    if isinstance(value, (list, tuple)):
+        return {"name": name, "dtype": STATE.output_types.get(name, "seq"), "shape": [len(value)]}
+    if isinstance(value, dict):
+        return {"name": name, "dtype": STATE.output_types.get(name, "map"), "shape": [len(value)]}
+    if value is None:
+        return {"name": name, "dtype": STATE.output_types.get(name, "optional"), "shape": []}
+    dtype = "string" if value.dtype.kind in "USO" else str(value.dtype)
+    return {"name": name, "dtype": dtype, "shape": list(value.shape)}
 
 
 def op_run(args: Dict[str, Any]) -> Dict[str, Any]:
@@ -66,9 +89,9 @@ def op_run(args: Dict[str, Any]) -> Dict[str, Any]:
     names = STATE.output_names if len(STATE.output_names) == len(values) else [
         "output_%d" % i for i in range(len(values))]
     named = {n: to_numpy(v) for n, v in zip(names, values)}
-    atomic_savez(args["outputs"], named)
+    atomic_savez(args["outputs"], named, STATE.output_types)
     result: Dict[str, Any] = {
-        "outputs": [{"name": n, "dtype": str(a.dtype), "shape": list(a.shape)} for n, a in named.items()],
+        "outputs": [describe_value(n, a) for n, a in named.items()],
         "run_time_ms": times[0],
     }
     if repeat > 1:
@@ -83,7 +106,7 @@ def payload_call(inputs_path: str) -> Callable[[], List[Any]]:
     if STATE.session is None:
         raise ProbeUsageError("no model is loaded in this probe (send `load` first)")
     with np.load(inputs_path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+        arrays = decode_values({k: npz[k] for k in npz.files})
     missing = [n for n in STATE.input_names if n not in arrays]
     if missing:
         raise ProbeUsageError("the payload has no input named %s (it has: %s)"

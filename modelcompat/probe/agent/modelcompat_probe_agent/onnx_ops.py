@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from .common import STATE, ProbeUsageError, io_entry
+from .common import STATE, ProbeUsageError, decode_values, io_entry
 
 _ORT_TYPES = {
     "float": "float32", "double": "float64", "float16": "float16", "bfloat16": "bfloat16",
@@ -15,10 +15,19 @@ _ORT_TYPES = {
 
 
 def _ort_dtype(type_str: str) -> str:
-    """`tensor(float)` -> `float32`; non-tensor types (sequences, maps) are returned as ORT spells them."""
+    """`tensor(float)` -> `float32`; non-tensor types in the contract grammar: onnxruntime's
+    `seq(map(int64,tensor(float)))` -> `seq(map(int64,float32))`."""
     if type_str.startswith("tensor(") and type_str.endswith(")"):
         inner = type_str[len("tensor("):-1]
         return _ORT_TYPES.get(inner, inner)
+    for head in ("seq(", "optional("):
+        if type_str.startswith(head) and type_str.endswith(")"):
+            inner = type_str[len(head):-1]
+            nested = _ort_dtype(inner)
+            return head + ("tensor(%s)" % nested if inner.startswith("tensor(") else nested) + ")"
+    if type_str.startswith("map(") and type_str.endswith(")") and "," in type_str:
+        key, value = type_str[len("map("):-1].split(",", 1)
+        return "map(%s,%s)" % (_ORT_TYPES.get(key.strip(), key.strip()), _ort_dtype(value.strip()))
     return type_str
 
 
@@ -45,6 +54,8 @@ def load_onnx(path: str, backend: Dict[str, Any]) -> Dict[str, Any]:
     STATE.kind, STATE.session, STATE.cast_dtype = "onnx", session, None
     STATE.input_names = [i.name for i in session.get_inputs()]
     STATE.output_names = [o.name for o in session.get_outputs()]
+    STATE.output_types = {o.name: _ort_dtype(o.type) for o in session.get_outputs()
+                          if not o.type.startswith("tensor(")}
     result = {
         "inputs": [io_entry(i.name, _ort_dtype(i.type), i.shape) for i in session.get_inputs()],
         "outputs": [io_entry(o.name, _ort_dtype(o.type), o.shape) for o in session.get_outputs()],
@@ -122,7 +133,7 @@ def op_kernel_check(args: Dict[str, Any]) -> Dict[str, Any]:
     inputs = args.get("inputs")
     if inputs:
         with np.load(inputs, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            arrays = decode_values({k: npz[k] for k in npz.files})
         names = [i.name for i in session.get_inputs()]
         missing = [n for n in names if n not in arrays]
         if missing:
