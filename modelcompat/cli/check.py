@@ -33,7 +33,8 @@ def check(
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     from modelcompat.cli.run import run_and_print
     from modelcompat.matrix.spec import load_matrix
-    from modelcompat.model.check_package import detect_formats, prepare
+    from modelcompat.model.build import detect_formats
+    from modelcompat.model.check_package import prepare
     from modelcompat.model.synthesize import parse_shape_options
     from modelcompat.validators.registry import Registry
 

@@ -56,6 +56,18 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")  # Manifest.name's pattern, checked befor
 
 
 
+def detect_formats(model_files: list[Path]) -> dict[ArtifactFormat, Path]:
+    """Format -> file, onnx first. Raises ArtifactError for an unreadable file, InputError for two of a format."""
+    found: dict[ArtifactFormat, Path] = {}
+    for path in model_files:
+        fmt = detect_format(path)
+        if fmt in found:
+            raise InputError(f"two {fmt} model files given ({found[fmt]} and {path})", file=path,
+                             fix="pass at most one model file per format (ONNX, TorchScript, pt2)")
+        found[fmt] = path
+    return {fmt: found[fmt] for fmt in FORMATS if fmt in found}
+
+
 def build_package(
     model_files: list[Path],
     payload: Path | list[Path],
@@ -107,14 +119,7 @@ def build_package(
     tolerances = _model(Tolerances, tolerances, "tolerances")
     budgets = _model(Budgets, budgets, "budgets")
 
-    formats: dict[ArtifactFormat, Path] = {}
-    for path in model_files:
-        fmt = detect_format(path)
-        if fmt in formats:
-            raise InputError(f"two {fmt} model files given ({formats[fmt]} and {path})", file=path,
-                             fix="pass at most one model file per format (ONNX, TorchScript, pt2)")
-        formats[fmt] = path
-    formats = {fmt: formats[fmt] for fmt in FORMATS if fmt in formats}  # fixed order: onnx first
+    formats = detect_formats(model_files)
 
     data_files = _external_data(formats)
     contract, contract_source = _static_contract(formats)

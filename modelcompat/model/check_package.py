@@ -20,10 +20,10 @@ import numpy as np
 from modelcompat import settings
 from modelcompat.errors import ArtifactError, InputError, ManifestError
 from modelcompat.matrix.cells import ArtifactFormat
-from modelcompat.model.build import build_package
+from modelcompat.model.build import build_package, detect_formats
 from modelcompat.model.external_data import resolve_data_files
 from modelcompat.model.hashing import cached_sha256
-from modelcompat.model.inspect import FORMATS, detect_format, read_contract
+from modelcompat.model.inspect import read_contract
 from modelcompat.model.package import MANIFEST_NAME, Contract, ModelPackage, load_package, write_manifest
 from modelcompat.model.payloads import REFERENCE_BACKENDS, bindings
 from modelcompat.model.synthesize import SEED, InputPlan, index_ranges, plan_inputs, synthesize
@@ -43,18 +43,6 @@ class CheckPackage:
     package: ModelPackage
     provenance: dict[str, Any]
     reused: bool
-
-
-def detect_formats(model_files: list[Path]) -> dict[ArtifactFormat, Path]:
-    """Format -> file, onnx first. Raises ArtifactError for an unreadable file, InputError for two of a format."""
-    found: dict[ArtifactFormat, Path] = {}
-    for path in model_files:
-        fmt = detect_format(path)
-        if fmt in found:
-            raise InputError(f"two {fmt} model files given ({found[fmt]} and {path})", file=path,
-                             fix="pass at most one model file per format (ONNX, TorchScript, pt2)")
-        found[fmt] = path
-    return {fmt: found[fmt] for fmt in FORMATS if fmt in found}
 
 
 def read_check_contract(formats: dict[ArtifactFormat, Path]) -> Contract:
