@@ -53,12 +53,20 @@ def relocate(model_path: Path, location: str) -> Path:
     return target
 
 
-def corpus_model(name: str, out: Path) -> Path:
-    """Folder of corpus model `name` (built by .venv-corpus, cached per machine); skips when that venv is missing."""
+def build_corpus(names: list[str], out: Path) -> Path:
+    """Build corpus models `names` into `out` with .venv-corpus (cached per machine); returns `out`.
+
+    `make test` builds .venv-corpus, so a missing one is a broken set-up: the test fails, it never skips.
+    """
     if not CORPUS_PYTHON.exists():
-        pytest.skip("corpus venv .venv-corpus is missing: run `make corpus-env`")
-    proc = subprocess.run([str(CORPUS_PYTHON), "-m", "corpus", "build", "--only", name, "--out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": ""},
-                          check=False)
+        pytest.fail("corpus venv .venv-corpus is missing: run `make corpus-env` (part of `make test`)")
+    proc = subprocess.run([str(CORPUS_PYTHON), "-m", "corpus", "build", "--only", ",".join(names), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "PYTHONPATH": ""}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return out / name
+    return out
+
+
+def corpus_model(name: str, out: Path) -> Path:
+    """Folder of corpus model `name`, built by :func:`build_corpus`."""
+    return build_corpus([name], out) / name

@@ -2,7 +2,6 @@
 onnxmltools' LightGBM, BERT's int64 inputs; on the host onnxruntime and an onnxruntime 1.16 venv cell."""
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from modelcompat.model.build import build_package
 from modelcompat.model.values import load_values, save_values
+from support.extdata import build_corpus
 from support.pkgvariants import HOST_ORT, ORT_116
 from support.validator_runs import codes, run
 
@@ -21,11 +21,7 @@ CHECKS = ["io_contract", "numerical_parity", "data_contract", "determinism"]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    if not CORPUS_PY.exists():
-        pytest.skip(".venv-corpus is missing: the corpus models cannot be built (see corpus/requirements.txt)")
-    out = tmp_path_factory.mktemp("corpus")
-    subprocess.run([str(CORPUS_PY), "-m", "corpus", "build", "--only", "sklearn_numeric,lightgbm", "--out", str(out)],
-                   cwd=ROOT, check=True, capture_output=True)
+    out = build_corpus(["sklearn_numeric", "lightgbm"], tmp_path_factory.mktemp("corpus"))
     return out
 
 

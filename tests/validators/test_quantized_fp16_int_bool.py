@@ -17,6 +17,7 @@ from modelcompat.matrix.cells import RuntimeSpec
 from modelcompat.model.package import load_package
 from modelcompat.settings import REPO_ROOT
 from modelcompat.validators.registry import Registry
+from support.extdata import build_corpus
 from support.pkgvariants import HOST_ORT, ORT_116
 from support.validator_runs import run
 
@@ -35,11 +36,7 @@ def _package(model_file: Path, payload: Path, out: Path, name: str):
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not CORPUS_PYTHON.exists():
-        pytest.skip(f"{CORPUS_PYTHON} is missing: the corpus environment builds the quantized and fp16 models")
-    out = tmp_path_factory.mktemp("corpus")
-    subprocess.run([str(CORPUS_PYTHON), "-m", "corpus", "build", "--only", ",".join(CORPUS), "--out", str(out)],
-                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=1800)
+    out = build_corpus(list(CORPUS), tmp_path_factory.mktemp("corpus"))
     return out
 
 
