@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from modelcompat.results.report import Report
 from modelcompat.store.errors import StoreError
@@ -36,7 +35,7 @@ def load_check(files: StoreFS, cache_key: str) -> Report | None:
         return None
     path = files.abs(check_file(cache_key))
     try:
-        table = conform(pq.read_table(path, filesystem=files.fs), REPORTS_READ, path)
+        table = conform(files.read_table(path), REPORTS_READ, path)
     except (OSError, pa.ArrowException, StoreError):  # absent, or unreadable: a cache miss, not an error
         return None
     rows = table.to_pylist(maps_as_pydicts="strict")

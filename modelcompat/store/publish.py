@@ -48,6 +48,22 @@ class StoreFS:
         with self.fs.open_input_stream(path) as stream:
             return stream.read()
 
+    def read_table(self, path: str) -> pa.Table:
+        """A Parquet file, read through one open handle.
+
+        ``pq.read_table(path, filesystem=...)`` opens the path once for the footer and again for the
+        pages; a writer that renames a new file over it in between makes the second open read the new
+        file with the old footer ("Couldn't deserialize thrift"). One handle pins one version.
+        """
+        with self.fs.open_input_file(path) as handle:
+            return pq.read_table(handle)
+
+    @contextmanager
+    def open_parquet(self, path: str) -> Iterator[pq.ParquetFile]:
+        """A ParquetFile on one open handle (same reason as :meth:`read_table`), closed on exit."""
+        with self.fs.open_input_file(path) as handle:
+            yield pq.ParquetFile(handle)
+
     def delete_quietly(self, path: str) -> None:
         try:
             self.fs.delete_file(path)

@@ -10,7 +10,6 @@ from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from modelcompat.store.errors import StoreError
 from modelcompat.store.layout import COMPACTED_DIR, RUNS_DIR, is_hidden, run_file
@@ -36,7 +35,7 @@ def runs_table(files: StoreFS) -> pa.Table:
         for info in files.list(files.abs(RUNS_DIR), recursive=False)
         if info.is_file and info.base_name.endswith(".parquet") and not is_hidden(info.base_name)
     ]
-    tables = read_many(paths, lambda p: conform(pq.read_table(p, filesystem=files.fs), RUNS_READ, p))
+    tables = read_many(paths, lambda p: conform(files.read_table(p), RUNS_READ, p))
     if not tables:
         return RUNS_READ.empty_table()
     return pa.concat_tables(tables).sort_by([("started_at", "ascending"), ("run_id", "ascending")])
@@ -48,7 +47,7 @@ def run_table(files: StoreFS, run_id: str) -> pa.Table | None:
         return None
     path = files.abs(run_file(run_id))
     try:
-        return conform(pq.read_table(path, filesystem=files.fs), RUNS_READ, path)
+        return conform(files.read_table(path), RUNS_READ, path)
     except FileNotFoundError:
         return None
 
@@ -70,7 +69,7 @@ def read_reports_file(files: StoreFS, relative: str | None, run_id: str) -> pa.T
             if relative.startswith(f"{COMPACTED_DIR}/"):
                 table = _read_compacted(files, path, run_id)
             else:
-                table = pq.read_table(path, filesystem=files.fs)
+                table = files.read_table(path)
             break
         except FileNotFoundError:
             # Store.compact moved this run to a compacted file and deleted the part we were told
@@ -87,14 +86,14 @@ def read_reports_file(files: StoreFS, relative: str | None, run_id: str) -> pa.T
 
 def _read_compacted(files: StoreFS, path: str, run_id: str) -> pa.Table:
     """One run's rows of a shared compacted file: only the row groups whose run_id range holds it."""
-    pf = pq.ParquetFile(path, filesystem=files.fs)
-    meta = pf.metadata
-    groups = []
-    for i in range(meta.num_row_groups):
-        group = meta.row_group(i)
-        stats = next((group.column(j).statistics for j in range(group.num_columns)
-                      if group.column(j).path_in_schema == "run_id"), None)
-        if stats is None or not stats.has_min_max or stats.min <= run_id <= stats.max:
-            groups.append(i)
-    table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+    with files.open_parquet(path) as pf:
+        meta = pf.metadata
+        groups = []
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            stats = next((group.column(j).statistics for j in range(group.num_columns)
+                          if group.column(j).path_in_schema == "run_id"), None)
+            if stats is None or not stats.has_min_max or stats.min <= run_id <= stats.max:
+                groups.append(i)
+        table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
     return table.filter(pc.equal(table.column("run_id"), run_id))
