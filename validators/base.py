@@ -65,6 +65,11 @@ class Validator(ABC):
     # closed), every probe-using check of the cell is reported `skipped` (`<name>.blocked`) and the artifact
     # is never loaded. A gate must be static (`needs_probe = False`): registration refuses one that is not.
     gate: ClassVar[bool] = False
+    # A timed check measures the machine (latency, throughput): it takes the machine-wide timing lock
+    # exclusively itself (`modelcompat.files.timing_lock.exclusive_timing` on `ctx.timing_lock`). Every
+    # other check runs holding that lock shared (the harness does it), so no check of any run on this
+    # machine competes with a measurement for cores.
+    timed: ClassVar[bool] = False
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         """A reason to skip this cell, or None when the check applies. Default: the backend's artifact exists."""
