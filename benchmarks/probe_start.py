@@ -32,17 +32,17 @@ _ARTIFACTS = {"onnxruntime": ("onnx", {"runtime": "onnxruntime", "provider": "CP
 @contextlib.contextmanager
 def _zygotes(on: bool) -> Iterator[None]:
     """MODELCOMPAT_PROBE_ZYGOTE set for the block (it is part of the probe's environment, so of the key)."""
-    from modelcompat.probe import zygote as zygotes
+    from modelcompat.settings import PROBE_ZYGOTE_ENV
 
-    previous = os.environ.get(zygotes.ENABLE_ENV)
-    os.environ[zygotes.ENABLE_ENV] = "1" if on else "0"
+    previous = os.environ.get(PROBE_ZYGOTE_ENV)
+    os.environ[PROBE_ZYGOTE_ENV] = "1" if on else "0"
     try:
         yield
     finally:
         if previous is None:
-            os.environ.pop(zygotes.ENABLE_ENV, None)
+            os.environ.pop(PROBE_ZYGOTE_ENV, None)
         else:
-            os.environ[zygotes.ENABLE_ENV] = previous
+            os.environ[PROBE_ZYGOTE_ENV] = previous
 
 
 def _ready(kind: str, artifact: Path, fmt: str, backend: dict[str, Any], workdir: Path, forked: bool) -> dict[str, Any]:
