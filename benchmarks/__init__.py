@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Run order: cheap and self-contained first, the ones needing a Prefect server and Dask after.
 BENCHMARK_MODULES = ["hashing", "large_model", "store", "latency_fidelity", "probe_start", "orchestration", "parallel_efficiency", "rerun",
-                     "scaling_10x"]
+                     "scaling_10x", "run_cost", "fixed_costs"]
 
 # Issue 7 items this harness does not measure yet (printed by every run and listed in the doc).
 NOT_COVERED: dict[str, str] = {}
@@ -87,9 +87,14 @@ class Context:
         self._stack.close()
 
 
-def result(figures: list[Figure], raw: dict[str, Any], params: dict[str, Any], interpretation: str) -> dict[str, Any]:
-    return {"status": "ok", "figures": [f.to_dict() for f in figures], "raw": raw, "params": params,
-            "interpretation": interpretation}
+def result(figures: list[Figure], raw: dict[str, Any], params: dict[str, Any], interpretation: str,
+           tables: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A benchmark's entry; `tables` ({"title", "columns", "rows"}) are rendered after the figures."""
+    out = {"status": "ok", "figures": [f.to_dict() for f in figures], "raw": raw, "params": params,
+           "interpretation": interpretation}
+    if tables:
+        out["tables"] = tables
+    return out
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

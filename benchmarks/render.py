@@ -95,6 +95,12 @@ def render(results: dict[str, Any], order: list[str]) -> str:
             lines.append(f"| {f['name']}{note} | {_num(f['value'])} {unit} | {f['anchor_name']} | "
                          f"{_num(f['anchor_value'])} {unit} | {ratio_text(f.get('ratio'))} | {f.get('target') or ''} |")
         lines += [""]
+        for table in entry.get("tables") or []:
+            lines += [f"{table['title']}:", "", "| " + " | ".join(table["columns"]) + " |",
+                      "|---|" + "---:|" * (len(table["columns"]) - 1)]
+            lines += ["| " + " | ".join(c if isinstance(c, str) else _num(c) for c in row) + " |"
+                      for row in table["rows"]]
+            lines += [""]
         params = entry.get("params") or {}
         if params:
             lines += ["Parameters: " + "; ".join(f"{k} = {v}" for k, v in params.items()) + ".", ""]
