@@ -7,6 +7,7 @@ only the run's reports and the baseline's runs are read, never the whole store.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -52,7 +53,8 @@ class MetricRule:
     ``ratio``: new / baseline, both first raised to ``floor`` (``warn``/``fail`` are factors), so
     that growth among values too small to matter (1e-9 → 3e-9) is no change.
     ``floor`` (relative rules): an absolute change at or below it is no change (timer resolution, page size).
-    ``noisy``: latency-like; the thresholds are raised to the measured noise (see :func:`_noise_pct`).
+    ``noisy``: latency-like; the thresholds are raised to the measurements' combined precision, or for
+    reports without precision metrics to the measured noise (``NOISE_K`` × cv, see :func:`_precision`).
     """
 
     pattern: str
@@ -75,7 +77,7 @@ METRIC_RULES: tuple[MetricRule, ...] = (
     MetricRule("peak_rss_mb", "lower", "relative", 10, 25, floor=1.0),
     MetricRule("*_memory_mb", "lower", "relative", 10, 25, floor=1.0),
 )
-NOISE_K = 3.0  # a latency delta must exceed NOISE_K × cv of the baseline value to count
+NOISE_K = 3.0  # old reports (no precision metrics): a latency delta must exceed NOISE_K × cv to count
 
 
 def rule_for(metric: str) -> MetricRule | None:
@@ -164,6 +166,28 @@ def _cv(metrics: dict[str, float] | None) -> float:
     return np.nan
 
 
+_THROUGHPUT_LEVEL = re.compile(r"throughput_per_s_c(\d+)")
+
+
+def _precision(metrics: dict[str, float] | None, name: str) -> tuple[bool, float] | None:
+    """How precisely a report measured noisy metric ``name``: (reached its target, half-width in %);
+    None for a report from before latency measured to a precision (no ``precision_reached``).
+
+    A metric whose precision is unknown (no bound yet, e.g. p99 from a hundred runs) counts as not reached.
+    """
+    if not metrics or "precision_reached" not in metrics:
+        return None
+    level = _THROUGHPUT_LEVEL.fullmatch(name)
+    if level:
+        flag = metrics.get(f"throughput_c{level.group(1)}_precision_reached")
+        pct = metrics.get(f"throughput_c{level.group(1)}_precision_pct")
+    else:
+        flag, pct = metrics.get("precision_reached"), metrics.get(f"{name}_precision_pct")
+    if pct is None or pct != pct:  # NaN: a missing value in a stored row
+        return False, float("nan")
+    return bool(flag is not None and flag >= 0.5), float(pct)
+
+
 # ------------------------------------------------------------------------------ comparing
 
 
@@ -213,7 +237,7 @@ _RULE_CACHE: dict[str, MetricRule | None] = {}
 
 
 def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
-    rows, names, values, bases, cvs = [], [], [], [], []
+    rows, names, values, bases, cvs, precise, unstable = [], [], [], [], [], [], []
     for row in matched:
         new_m, old_m = row.metrics or {}, row.metrics_base or {}
         cv = np.fmax(_cv(new_m), _cv(old_m))
@@ -229,6 +253,14 @@ def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
             values.append(value)
             bases.append(old_m[name])
             cvs.append(cv)
+            # Measured to a precision on both sides: the delta must exceed the two half-widths combined
+            # (root sum of squares: the half-width of the difference). Either side short of its target:
+            # an unstable measurement, never a regression. Neither side has precision metrics: the cv rule.
+            sides = (_precision(new_m, name), _precision(old_m, name)) if _RULE_CACHE[name].noisy else (None, None)
+            known = [side for side in sides if side is not None]
+            unstable.append(any(not reached for reached, _ in known))
+            precise.append(float(np.hypot(sides[0][1], sides[1][1])) if len(known) == 2 and not unstable[-1]
+                           else np.nan)
     if not rows:
         return []
     rules = [_RULE_CACHE[n] for n in names]
@@ -251,8 +283,13 @@ def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
         factor = np.where(direction > 0, lifted_new / lifted_base, lifted_base / lifted_new)
         better = np.where(ratio_kind, 1.0 / factor, -worse_rel)
 
-    # noise: the larger cv of the two reports, × NOISE_K, as a % of the baseline value
-    noise_pct = np.nan_to_num(np.where(noisy, NOISE_K * np.array(cvs, dtype=np.float64) * 100.0, 0.0), nan=0.0)
+    # noise: the two measurements' combined precision (in %) where both have one, else the larger cv of the
+    # two reports × NOISE_K, as a % of the baseline value
+    precise_pct = np.array(precise, dtype=np.float64)
+    unstable_ = np.array(unstable, dtype=bool)
+    cv_pct = NOISE_K * np.array(cvs, dtype=np.float64) * 100.0
+    noise_pct = np.nan_to_num(np.where(noisy, np.where(np.isnan(precise_pct), cv_pct, precise_pct), 0.0), nan=0.0)
+    noise_pct = np.where(unstable_, 0.0, noise_pct)
     warn_eff = np.where(ratio_kind, warn, np.maximum(warn, noise_pct))
     fail_eff = np.where(ratio_kind, fail, np.maximum(fail, noise_pct))
     score = np.where(ratio_kind, factor, worse_rel)
@@ -264,14 +301,34 @@ def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
         row, name, rule = rows[j], names[j], rules[j]
         unit = "×" if rule.kind == "ratio" else "%"
         note = (f"{name} {base[j]:.6g} → {value[j]:.6g}; warn > {warn_eff[j]:.3g}{unit}, "
-                f"fail > {fail_eff[j]:.3g}{unit}" + (f" (noise {noise_pct[j]:.3g}%)" if noise_pct[j] else ""))
+                f"fail > {fail_eff[j]:.3g}{unit}" + (f" (combined precision ±{noise_pct[j]:.3g}%)" if not np.isnan(precise_pct[j])
+                   else f" (noise {noise_pct[j]:.3g}%)" if noise_pct[j] else ""))
         d = None if np.isnan(delta_pct[j]) else float(delta_pct[j])
+        if unstable_[j]:
+            out.append(Change(row.cell, row.validator, "metric", "change", "info", float(base[j]), float(value[j]),
+                              name, d, baseline_run_id=row.run_id_base, note=_unstable_note(row, name, base[j],
+                                                                                            value[j])))
+            continue
         regression = bool(severity[j])
         out.append(Change(row.cell, row.validator, "metric", "regression" if regression else "improvement",
                           str(severity[j]) if regression else "info", float(base[j]), float(value[j]), name, d,
                           baseline_run_id=row.run_id_base, note=note,
                           remediation=_metric_remedy(name, rule) if regression else None))
     return out
+
+
+def _unstable_note(row: Any, name: str, base: float, value: float) -> str:
+    def side(metrics: dict[str, float] | None) -> str:
+        precision = _precision(metrics, name)
+        if precision is None:
+            return "not measured to a precision"
+        reached, pct = precision
+        if pct != pct:
+            return "no precision bound (too few runs)"
+        return f"±{pct:.3g} %" + ("" if reached else " (target not reached)")
+    return (f"unstable measurement, not a regression: {name} {base:.6g} → {value:.6g}; precision: this run "
+            f"{side(row.metrics)}, baseline {side(row.metrics_base)}; re-run with a larger latency "
+            "time_budget_s or on a quieter worker")
 
 
 def _what_changed(row: Any) -> str | None:

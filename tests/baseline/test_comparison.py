@@ -204,3 +204,60 @@ def test_summary_and_markdown_carry_the_regressions() -> None:
                               finished_at="f", trigger="cli", flow_run_id=None)
     assert no_baseline.baseline_run_id is None and no_baseline.regressions == []
     assert "No baseline for this model yet" in markdown_summary(no_baseline)
+
+
+# ---- latency measured to a precision (issue 14): the precision decides what counts, never an unstable side
+
+def precise(value: float, pct: float, reached: bool = True, metric: str = "p95_latency_ms") -> dict[str, float]:
+    """A latency report's metrics as the `latency` check measures them to a precision."""
+    return {metric: value, f"{metric}_precision_pct": pct, "precision_reached": float(reached), "latency_cv": 0.5}
+
+
+PRECISION_CASES = [
+    # baseline side, run side, expected (change, severity) or None
+    # both precise (±1 %): +30 % is a major regression, though cv 0.5 would have hidden it (3×cv = 150 %)
+    (precise(10.0, 1.0), precise(13.0, 1.0), ("regression", "major")),
+    # both precise but loose (±15 % each → combined ±21.2 %): +20 % is inside it, +23 % is not
+    (precise(10.0, 15.0), precise(12.0, 15.0), None),
+    (precise(10.0, 15.0), precise(12.3, 15.0), ("regression", "minor")),
+    # either side short of its precision: reported as an unstable change, never a regression
+    (precise(10.0, 1.0), precise(30.0, 40.0, reached=False), ("change", "info")),
+    (precise(10.0, 40.0, reached=False), precise(30.0, 1.0), ("change", "info")),
+    # an unstable side that did not move beyond the thresholds is no change at all
+    (precise(10.0, 1.0), precise(10.5, 40.0, reached=False), None),
+    # an old baseline without precision metrics against a precise run: the cv rule (3 × 0.5 = 150 %)
+    ({"p95_latency_ms": 10.0, "latency_cv": 0.5}, precise(13.0, 1.0), None),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "expected"), PRECISION_CASES,
+                         ids=["precise big change", "inside combined precision", "beyond combined precision",
+                              "unstable run", "unstable baseline", "unstable, unmoved", "old baseline: cv rule"])
+def test_latency_deltas_count_beyond_the_combined_precision_only(before, after, expected) -> None:
+    result = compare([rep(run_id="base", **before)], [rep(**after)])
+    found = [(c.change, c.severity) for c in result.changes if c.metric == "p95_latency_ms"]
+    assert found == ([expected] if expected else [])
+    if expected == ("change", "info"):
+        (change,) = [c for c in result.changes if c.metric == "p95_latency_ms"]
+        assert change.note.startswith("unstable measurement, not a regression") and "target not reached" in change.note
+        assert result.regressions == [] and result.verdict("pass") == "pass"
+
+
+def test_a_throughput_level_is_judged_by_its_own_precision() -> None:
+    def level(value: float, pct: float, reached: bool) -> dict[str, float]:
+        return {"throughput_per_s_c2": value, "throughput_c2_precision_pct": pct,
+                "throughput_c2_precision_reached": float(reached), "precision_reached": 1.0}
+
+    fell = compare([rep(run_id="base", **level(1000.0, 1.0, True))], [rep(**level(600.0, 1.0, True))])
+    assert [(c.change, c.severity) for c in fell.changes] == [("regression", "major")]
+    assert "combined precision ±1.41%" in fell.changes[0].note
+    unstable = compare([rep(run_id="base", **level(1000.0, 1.0, True))], [rep(**level(600.0, 9.0, False))])
+    assert [(c.change, c.severity) for c in unstable.changes] == [("change", "info")]
+
+
+def test_a_latency_metric_without_a_precision_bound_is_unstable_when_it_moves() -> None:
+    # p99 from a short measurement has no bound: a doubling is reported, but not as a regression
+    before = {"p99_latency_ms": 10.0, "precision_reached": 1.0}
+    result = compare([rep(run_id="base", **before)], [rep(**{**before, "p99_latency_ms": 20.0})])
+    (change,) = result.changes
+    assert (change.change, change.severity) == ("change", "info") and "no precision bound" in change.note
