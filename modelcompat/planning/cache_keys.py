@@ -33,7 +33,7 @@ _KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("tor
 _AGENT = "modelcompat_probe_agent"
 _SHARED_CODE = ("modelcompat.validators.base", "modelcompat.execution.context", "modelcompat.model.precision",
                 *(f"{_AGENT}.{m}" for m in ("protocol", "common", "environment", "onnx_ops", "torch_ops", "inference",
-                                             "bench")))
+                                             "bench", "precision", "cpu_load")))
 _AGENT_UNKEYED = ("faults", "zygote", "__init__")
 
 
