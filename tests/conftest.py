@@ -21,6 +21,20 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELCOMPAT_STORE", raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_timing_lock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One timing lock for the session, not the machine's: a test suite running beside another (a second
+    checkout, a CI neighbour) must not wait on that suite's timed checks. Within the session the lock
+    works as in production; tests of the lock itself use their own paths."""
+    previous = os.environ.get("MODELCOMPAT_TIMING_LOCK")
+    os.environ["MODELCOMPAT_TIMING_LOCK"] = str(tmp_path_factory.mktemp("timing") / "timing.lock")
+    yield
+    if previous is None:
+        os.environ.pop("MODELCOMPAT_TIMING_LOCK", None)
+    else:
+        os.environ["MODELCOMPAT_TIMING_LOCK"] = previous
+
+
 @pytest.fixture(scope="session")
 def demo_package(tmp_path_factory: pytest.TempPathFactory):
     """The built-in demo package, built once per test session."""

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -23,6 +24,7 @@ from typing import Any
 from modelcompat import settings
 from modelcompat.errors import EnvironmentBuildError, ProbeError, ProbeRequestError
 from modelcompat.execution.context import CellContext
+from modelcompat.files.timing_lock import TimingLockTimeout, shared_timing
 from modelcompat.matrix.cells import Cell, RuntimeSpec
 from modelcompat.model.package import ModelPackage, load_package
 from modelcompat.planning.cache_keys import cache_key, input_components
@@ -122,9 +124,42 @@ def _error_finding(code: str, message: str, step: str, detail: str = "", remedia
                    step=step, remediation=remediation)
 
 
+# How long untimed work waits for timed checks to let the machine go: several cells' latency checks in a
+# row take minutes at most; an hour means a process outside this run holds the lock (`TimingLockTimeout`).
+UNTIMED_WAIT_S = 3600.0
+
+
+def untimed(ctx: ValidationContext | Any, label: str) -> AbstractContextManager[None]:
+    """Hold the machine-wide timing lock shared for untimed work, so no timed check measures beside it.
+
+    A context without a timing lock (a bare test double) holds nothing.
+    """
+    path = getattr(ctx, "timing_lock", None)
+    return shared_timing(Path(path), label, UNTIMED_WAIT_S) if path is not None else nullcontext()
+
+
 def run_validator(validator: Validator, ctx: ValidationContext, params: Any, job: CellJob,
                   evidence: Evidence, runtime_version: str | None) -> Report:
-    """Run one validator and classify what happened (pass/warn/fail from findings; error on crashes)."""
+    """Run one validator and classify what happened (pass/warn/fail from findings; error on crashes).
+
+    An untimed check runs holding the timing lock shared; a timed one (`Validator.timed`) takes it
+    exclusively itself. Its duration starts once it holds the lock (waiting is not the check's cost).
+    """
+    try:
+        with nullcontext() if getattr(validator, "timed", False) else untimed(ctx, f"{job.cell.id} {validator.name}"):
+            return _run_validator(validator, ctx, params, job, evidence, runtime_version)
+    except TimingLockTimeout as exc:
+        return _report(job, validator.name, validator.version, Status.ERROR, evidence=evidence, findings=[
+            _error_finding(exc.code, f"{validator.name} never started: {exc}", "wait", exc.detail,
+                           _LOCK_REMEDY)])
+
+
+_LOCK_REMEDY = ("a process outside this run holds the machine-wide timing lock ($MODELCOMPAT_TIMING_LOCK; "
+                "its holders are named above): let it finish or stop it, then re-run this check")
+
+
+def _run_validator(validator: Validator, ctx: ValidationContext, params: Any, job: CellJob,
+                   evidence: Evidence, runtime_version: str | None) -> Report:
     started, t0 = _now(), time.perf_counter()
     name = validator.name
     try:
@@ -268,10 +303,12 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
         runnable, gate_reports = _run_gates(runnable, job, context(env=env), base_evidence, reports)
         try:
             if any(v.needs_probe for v, _ in runnable):
-                env = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
-                probe = ProbeSession(env.python, job.cell.id, Path(tmp), timeout_s=job.probe_timeout_s,
-                                     memory_limit_mb=job.probe_memory_limit_mb, kind=job.cell.runtime.kind)
-                info = probe.request("describe", kind=job.cell.runtime.kind)
+                # Building a venv and starting a probe take cores too: untimed work like any check.
+                with untimed(context(env=env), f"{job.cell.id} setup"):
+                    env = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
+                    probe = ProbeSession(env.python, job.cell.id, Path(tmp), timeout_s=job.probe_timeout_s,
+                                         memory_limit_mb=job.probe_memory_limit_mb, kind=job.cell.runtime.kind)
+                    info = probe.request("describe", kind=job.cell.runtime.kind)
                 runtime_version = info.get("runtime_version")
                 evidence = base_evidence.model_copy(update={
                     "runtime_version": runtime_version,
@@ -279,15 +316,15 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
                     "environment": {"python": str(info.get("python")), "platform": str(info.get("platform")),
                                     **{k: str(v) for k, v in (info.get("packages") or {}).items()}},
                 })
-        except (EnvironmentBuildError, ProbeError, ProbeRequestError) as exc:
+        except (EnvironmentBuildError, ProbeError, ProbeRequestError, TimingLockTimeout) as exc:
             # Nothing that needs the runtime can run; say why on each such check, keep the others.
             code = getattr(exc, "code", "environment.build_failed")
+            remedy = _LOCK_REMEDY if isinstance(exc, TimingLockTimeout) else "check the runtime's requirements in the matrix"
             for validator, _ in runnable:
                 if validator.needs_probe:
                     reports[validator.name] = _report(job, validator.name, validator.version, Status.ERROR,
                                                       findings=[_error_finding(code, str(exc), "provision",
-                                                                               getattr(exc, "detail", ""),
-                                                                               "check the runtime's requirements in the matrix")],
+                                                                               getattr(exc, "detail", ""), remedy)],
                                                       evidence=Evidence(worker=base_evidence.worker))
             runnable = [(v, p) for v, p in runnable if not v.needs_probe]
         try:

@@ -28,11 +28,14 @@ _POLL_MIN_S, _POLL_MAX_S = 0.005, 0.05
 
 
 class TimingLockTimeout(TimeoutError):
-    """The exclusive timing lock did not come free within the timeout."""
+    """The timing lock did not come free within the timeout."""
+
+    code = "timing.lock_timeout"
 
     def __init__(self, path: Path, timeout_s: float, holders: list[str]) -> None:
         self.path, self.timeout_s, self.holders = path, timeout_s, holders
         who = f" (held by: {', '.join(holders)})" if holders else ""
+        self.detail = str(path)
         super().__init__(f"the timing lock {path} stayed taken for {timeout_s:g} s{who}")
 
 
@@ -116,15 +119,21 @@ def _registered(path: Path, label: str, kind: str) -> Iterator[str]:
 
 
 @contextmanager
-def shared_timing(path: Path, label: str) -> Iterator[None]:
-    """Hold the timing lock shared (untimed work): waits while a timed check holds it or waits for it."""
+def shared_timing(path: Path, label: str, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold the timing lock shared (untimed work): waits while a timed check holds it or waits for it.
+
+    ``timeout_s`` None waits as long as it takes; else `TimingLockTimeout` once it has passed.
+    """
     main_path, turnstile_path, _ = _paths(path)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     turnstile, main = _open(turnstile_path), _open(main_path)
     try:
         # Pass the turnstile: a waiting timed check holds it exclusively, so new untimed work queues here.
-        fcntl.flock(turnstile, fcntl.LOCK_SH)
+        if not _flock(turnstile, fcntl.LOCK_SH, deadline):
+            raise TimingLockTimeout(path, timeout_s or 0.0, holders(path))
         fcntl.flock(turnstile, fcntl.LOCK_UN)
-        fcntl.flock(main, fcntl.LOCK_SH)
+        if not _flock(main, fcntl.LOCK_SH, deadline):
+            raise TimingLockTimeout(path, timeout_s or 0.0, holders(path))
         with _registered(path, label, "shared"):
             yield
     finally:

@@ -4,6 +4,7 @@ blocking every probe-using check, and a model that does not load blocking the ch
 cause, reported once)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from filelock import FileLock
 
 from modelcompat.execution.harness import CellJob, check_cell, run_order
+from modelcompat.files.timing_lock import exclusive_timing, holders
 from modelcompat.probe.launcher import ProbeSession
 from modelcompat.results.summary import verdict
 from modelcompat.validators import (
@@ -233,7 +235,7 @@ def load_requests(monkeypatch) -> list[str]:
 
 def _cell(package, validators, registry=None, cell=ORT_116) -> dict[str, object]:
     job = CellJob(cell=cell, package_root=str(package.root), validators=tuple(validators), run_id="test",
-                  params={"latency": {"warmup": 1, "iterations": 3, "concurrency": [1], "throughput_time_s": 0.05}})
+                  params={"latency": {"time_budget_s": 0.1, "concurrency": [1]}})
     return {r.validator: r for r in check_cell(job, registry)}
 
 
@@ -364,3 +366,46 @@ def test_prewarm_starts_the_zygote_a_cell_then_forks_from(tmp_path, monkeypatch)
         session.request("describe")
         assert session.forked_from == started  # the prewarmed zygote: the first cell imports nothing
     assert not (tmp_path / "no-envs-here").exists()  # prewarming builds no venv
+
+
+# What each check saw of the machine-wide timing lock while it ran (real lock, real probe, demo package).
+class SeesLock(Validator):
+    name = "sees_lock"
+    version = "1"
+    description = "Test only: an untimed check recording the timing lock's holders while it runs."
+    inputs = ("artifact", "runtime")
+    seen: ClassVar[list[str]] = []
+
+    def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        ctx.load()
+        type(self).seen = holders(ctx.timing_lock)
+        return Outcome()
+
+
+class TimedCheck(Validator):
+    name = "timed_check"
+    version = "1"
+    description = "Test only: a timed check taking the timing lock exclusively itself."
+    inputs = ("artifact", "runtime")
+    timed = True
+    seen: ClassVar[list[str]] = []
+
+    def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        type(self).seen = holders(ctx.timing_lock)  # before taking it: the harness holds nothing for us
+        with exclusive_timing(ctx.timing_lock, "timed", timeout_s=60) as window:
+            type(self).seen += window.others_at_start
+        return Outcome()
+
+
+def test_untimed_checks_hold_the_timing_lock_shared_and_timed_checks_take_it_alone(demo_package, tmp_path,
+                                                                                    monkeypatch) -> None:
+    monkeypatch.setenv("MODELCOMPAT_TIMING_LOCK", str(tmp_path / "timing.lock"))
+    registry = Registry({c.name: c for c in (SeesLock, TimedCheck)}, {})
+    job = CellJob(cell=HOST_ORT, package_root=str(demo_package.root), validators=("sees_lock", "timed_check"),
+                  run_id="test")
+    reports = {r.validator: r for r in check_cell(job, registry)}
+    assert {n: r.status.value for n, r in reports.items()} == {"sees_lock": "pass", "timed_check": "pass"}
+    me = f"(pid {os.getpid()}, shared)"
+    assert SeesLock.seen == [f"{HOST_ORT.id} sees_lock {me}"]  # the harness held it for the check, by name
+    assert TimedCheck.seen == []  # nothing held it shared while the timed check ran, not even its own harness
+    assert holders(tmp_path / "timing.lock") == []  # all let go
