@@ -9,7 +9,7 @@ host-ort/cpu/ort-cpu). Each round, per model, alternating which goes first:
 - the anchor: a bare loop of the same runtime (the probe's onnxruntime session options for the backend,
   or `torch.export.load(...).module()` under inference_mode for torch eager) on the package's payload,
   with the validator's thread count when its report gives one (else the runtime's default, as the
-  validator's load uses) and as many timed runs as the validator's report says it took.
+  validator's load uses) and as many warm-up and timed runs as the validator's last report says it took.
 The bare loop runs alone (between runs); the validator runs inside a busy run. Each figure is the round with
 the median same-round ratio (odd round count), its note the range of ratios over rounds.
 """
@@ -34,7 +34,8 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "resnet18": [("host-ort/cpu/ort-cpu", "onnxruntime"), ("host-torch/cpu/torch-eager", "torch")],
     "bert": [("host-ort/cpu/ort-cpu", "onnxruntime")],
 }
-DEFAULT_SAMPLES, WARMUP = 200, 20  # the bare loop's sizes until a validator report says how many it took
+# The bare loop's sizes until a validator report says how many runs it warmed up and timed (then: the same).
+DEFAULT_SAMPLES, WARMUP = 200, 20
 SETTLE_S = 0.5  # an idle onnxruntime session keeps a core spinning for ~50 ms after its last run
 
 
@@ -77,7 +78,8 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
                 for cell, loop in loops.items():
                     time.sleep(SETTLE_S)
                     last = seen.get(cell, {})
-                    got = loop.time(_samples(last) or DEFAULT_SAMPLES, WARMUP, _threads(last))
+                    got = loop.time(_samples(last) or DEFAULT_SAMPLES, int(last.get("warmup_runs") or WARMUP),
+                                    _threads(last))
                     out[cell]["bare"].append({"p50_ms": percentile(got["times"], 50),
                                               "p95_ms": percentile(got["times"], 95), "samples": len(got["times"]),
                                               "threads": got["threads"], "runtime": got["runtime"]})
@@ -129,10 +131,15 @@ def run(ctx: Context) -> dict[str, Any]:
                     i = _median_round(ratios)
                     v, b = side["validator"][i][f"{q}_ms"], side["bare"][i][f"{q}_ms"]
                     worst = max(worst, abs(v / b - 1))
+                    metrics = side["validator"][i]["metrics"]
+                    precision = metrics.get(f"{q}_latency_ms_precision_pct")
+                    reached = metrics.get("precision_reached")
+                    quality = "" if precision is None else (
+                        f"validator's precision ±{precision:.2g} % ({'reached' if reached else 'not reached'}); ")
                     figures.append(Figure(
                         f"{model} {cell}: validator {q}_latency_ms in a full run (median round of {rounds})", v, "ms",
                         f"bare {side['bare'][i]['runtime']} loop {q}, same round, alone", b, target="within ±5 %",
-                        note=f"same-round ratios {min(ratios):.3f}–{max(ratios):.3f}; samples validator "
+                        note=f"{quality}same-round ratios {min(ratios):.3f}–{max(ratios):.3f}; samples validator "
                              f"{_samples(side['validator'][i]['metrics']) or '?'}, bare {side['bare'][i]['samples']}; "
                              f"threads bare {side['bare'][i]['threads']}; plain medians over rounds: validator "
                              f"{median([x[f'{q}_ms'] for x in side['validator']]):.2f} ms, bare "
@@ -142,8 +149,8 @@ def run(ctx: Context) -> dict[str, Any]:
               "run": "modelcompat run --model PKG --force (default matrix" + (
                   ", quick: --cells host-ort/*,host-torch/cpu/torch-eager)" if ctx.quick else ")")
               + ", Prefect server shared by the session",
-              "rounds": rounds, "bare_loop": f"{WARMUP} warm-up runs, then the validator's sample count "
-                                           f"({DEFAULT_SAMPLES} before its first report)"}
+              "rounds": rounds, "bare_loop": "the validator's warm-up runs and sample count from its previous report "
+                           f"({WARMUP} and {DEFAULT_SAMPLES} before its first)"}
     interpretation = (
         f"Validator vs bare loop in the median round: {'; '.join(summary)}. The largest deviation is "
         f"{worst * 100:.1f} % ({'within' if worst <= 0.05 else 'outside'} the ±5 % target). The validator's "

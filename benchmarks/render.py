@@ -53,12 +53,14 @@ def render(results: dict[str, Any], order: list[str]) -> str:
         "regenerate rather than edit. Every figure sits next to an **anchor measured in the same run** "
         "(plain Dask, a bare onnxruntime loop, pyarrow on its own, coreutils), and the **ratio** = figure / anchor "
         "is the number to compare across machines. These are measurements, not pass/fail tests; the targets "
-        "are issue 7's.",
+        "are issue 7's and, for `latency_fidelity`, `run_cost` and `fixed_costs`, issue 14's. Those three use "
+        "corpus models (built with `.venv-corpus`: `make corpus-env`) and `fixed_costs` a Polygraphy venv built "
+        "with uv on first use (cached under ~/.cache/modelcompat/bench-envs/).",
         "",
         "How to run:",
         "",
         "```",
-        "make bench                                          # everything (~10 min on 2 cores)",
+        "make bench                                          # everything (~20 min on 2 cores)",
         ".venv/bin/python -m benchmarks --only store,hashing # a subset (merged into results.json)",
         ".venv/bin/python -m benchmarks --quick              # small sizes, smoke test (results.quick.json)",
         "```",
