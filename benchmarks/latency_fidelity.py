@@ -34,7 +34,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "resnet18": [("host-ort/cpu/ort-cpu", "onnxruntime"), ("host-torch/cpu/torch-eager", "torch")],
     "bert": [("host-ort/cpu/ort-cpu", "onnxruntime")],
 }
-# The bare loop's sizes until a validator report says how many runs it warmed up and timed (then: the same).
+# The bare loop's sizes when a latency report does not say how many runs it warmed up and timed.
 DEFAULT_SAMPLES, WARMUP = 200, 20
 SETTLE_S = 0.5  # an idle onnxruntime session keeps a core spinning for ~50 ms after its last run
 
@@ -103,8 +103,9 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
                                                    "duration_s": reports[0]["duration_s"],
                                                    "evidence": reports[0].get("evidence")})
 
-            # Alternate which side goes first: neither always gets the warmer (or busier) slot.
-            for side in ((bare, product) if r % 2 == 0 else (product, bare)):
+            # Alternate which side goes first: neither always gets the warmer (or busier) slot. The product goes
+            # first in round 0, so every bare loop has a validator report to take its sample counts from.
+            for side in ((product, bare) if r % 2 == 0 else (bare, product)):
                 side(r)
     finally:
         for loop in loops.values():
@@ -136,12 +137,15 @@ def run(ctx: Context) -> dict[str, Any]:
                     reached = metrics.get("precision_reached")
                     quality = "" if precision is None else (
                         f"validator's precision ±{precision:.2g} % ({'reached' if reached else 'not reached'}); ")
+                    if metrics.get("other_cpu_pct") is not None:
+                        quality += f"other CPU use while it measured {metrics['other_cpu_pct']:.0f} %; "
+                    threads = side["bare"][i]["threads"] or "the runtime's default"
                     figures.append(Figure(
                         f"{model} {cell}: validator {q}_latency_ms in a full run (median round of {rounds})", v, "ms",
                         f"bare {side['bare'][i]['runtime']} loop {q}, same round, alone", b, target="within ±5 %",
                         note=f"{quality}same-round ratios {min(ratios):.3f}–{max(ratios):.3f}; samples validator "
                              f"{_samples(side['validator'][i]['metrics']) or '?'}, bare {side['bare'][i]['samples']}; "
-                             f"threads bare {side['bare'][i]['threads']}; plain medians over rounds: validator "
+                             f"bare threads {threads}; plain medians over rounds: validator "
                              f"{median([x[f'{q}_ms'] for x in side['validator']]):.2f} ms, bare "
                              f"{median([x[f'{q}_ms'] for x in side['bare']]):.2f} ms"))
                     summary.append(f"{model} {cell.split('/')[0]} {q} {(v / b - 1) * 100:+.1f} %")
@@ -149,8 +153,8 @@ def run(ctx: Context) -> dict[str, Any]:
               "run": "modelcompat run --model PKG --force (default matrix" + (
                   ", quick: --cells host-ort/*,host-torch/cpu/torch-eager)" if ctx.quick else ")")
               + ", Prefect server shared by the session",
-              "rounds": rounds, "bare_loop": "the validator's warm-up runs and sample count from its previous report "
-                           f"({WARMUP} and {DEFAULT_SAMPLES} before its first)"}
+              "rounds": rounds, "bare_loop": "the validator's warm-up runs and sample count from the latest run's report "
+                           "(the run goes first in round 0)"}
     interpretation = (
         f"Validator vs bare loop in the median round: {'; '.join(summary)}. The largest deviation is "
         f"{worst * 100:.1f} % ({'within' if worst <= 0.05 else 'outside'} the ±5 % target). The validator's "

@@ -109,7 +109,7 @@ def where_time_went(run: Run) -> dict[str, Any]:
     The busiest worker's summed check time is the least wall time the checks alone could take as scheduled
     (the critical path of this run's placement); wall minus that is orchestration and set-up: process and
     server start, cluster, runtime environments, probe starts and model loads outside checks, planning,
-    publishing.
+    publishing, and waits for the timing lock, which a check's duration leaves out.
     """
     ran = [r for r in run.summary["reports"] if not r.get("cached") and r["status"] != "skipped"]
     per_worker: dict[str, float] = {}
@@ -119,6 +119,8 @@ def where_time_went(run: Run) -> dict[str, Any]:
     busiest = max(per_worker.values(), default=0.0)
     return {"wall_s": run.wall_s, "checks_run": len(ran), "check_sum_s": sum(per_worker.values()),
             "latency_sum_s": sum(float(r.get("duration_s") or 0.0) for r in ran if r["validator"] == "latency"),
+            # Timed checks report how long they waited for the machine-wide timing lock (not in their duration).
+            "lock_wait_s": sum(float((r.get("metrics") or {}).get("lock_wait_s") or 0.0) for r in ran),
             "per_worker_s": per_worker, "busiest_worker_s": busiest, "overhead_s": max(run.wall_s - busiest, 0.0),
             "counts": run.summary.get("counts"), "verdict": run.summary.get("verdict")}
 

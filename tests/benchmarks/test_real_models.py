@@ -15,7 +15,8 @@ def _report(cell: str, validator: str, seconds: float, worker: str, *, cached: b
 
 
 def test_busiest_worker_and_overhead_from_the_summary() -> None:
-    reports = [_report("a", "latency", 4.0, "w1"), _report("a", "integrity", 1.0, "w1"),
+    timed = {**_report("a", "latency", 4.0, "w1"), "metrics": {"lock_wait_s": 1.5}}
+    reports = [timed, _report("a", "integrity", 1.0, "w1"),
                _report("b", "latency", 2.0, "w2"), _report("b", "integrity", 0.5, "w2"),
                _report("c", "integrity", 9.0, "w2", cached=True),  # reused: no time spent in this run
                _report("d", "latency", 0.0, "w2", status="skipped")]
@@ -24,6 +25,7 @@ def test_busiest_worker_and_overhead_from_the_summary() -> None:
     assert got["check_sum_s"] == 7.5 and got["latency_sum_s"] == 6.0
     assert got["per_worker_s"] == {"w1": 5.0, "w2": 2.5}
     assert got["busiest_worker_s"] == 5.0 and got["overhead_s"] == 3.0
+    assert got["lock_wait_s"] == 1.5
 
 
 def test_polygraphy_venv_pins_the_hosts_runtime() -> None:
