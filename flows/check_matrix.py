@@ -31,6 +31,7 @@ from modelcompat.matrix.cells import Cell
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.model.package import load_package
 from modelcompat.orchestration.dask_runner import DaskCellRunner, make_task_runner
+from modelcompat.planning.params import resolve_params
 from modelcompat.planning.plan import REUSABLE, make_plan, plan_markdown
 from modelcompat.planning.scheduling import longest_first
 from modelcompat.render.prefect_artifacts import markdown_summary, table_rows
@@ -136,10 +137,8 @@ def check_matrix(
         package = load_package(model)
     registry = Registry.discover()
     names = registry.select(validators)
-    params = params or {}
-    for name, value in params.items():
-        if name in registry.validators:
-            registry.validators[name].Params.model_validate(value)
+    # the matrix's params, then the package manifest's, then the run's own (docs/validators.md, "Parameters")
+    params = resolve_params(loaded_matrix, package, params, registry)
 
     # plan: reuse what is unchanged, run the rest (the plan is published before anything runs)
     store_ = Store(store or settings.store_uri())

@@ -132,6 +132,10 @@ class MatrixSpec(_Strict):
     max_cells: int = Field(
         DEFAULT_MAX_CELLS, ge=1, description="Refuse an expansion larger than this (guards against typos)."
     )
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Validator parameters for every cell of this matrix, by validator name "
+        "(e.g. `latency: {time_budget_s: 20}`); a package manifest's `params`, then a run's own, override them."
+    )
 
 
 @dataclass(frozen=True)

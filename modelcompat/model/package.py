@@ -188,6 +188,9 @@ class Manifest(_Strict):
     tolerances: Tolerances = Field(default_factory=Tolerances)
     requirements: list[str] = Field(default_factory=list, description="e.g. `onnxruntime>=1.17`.")
     budgets: Budgets = Field(default_factory=Budgets)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Validator parameters for this "
+                                              "model, by validator name (e.g. `latency: {time_budget_s: 30}`): "
+                                              "override the matrix's `params`; a run's own override these.")
 
     @field_validator("payload", "reference")
     @classmethod
@@ -270,5 +273,7 @@ def write_manifest(root: Path, manifest: Manifest) -> Path:
     data = manifest.model_dump(mode="json", exclude_none=True)
     if not data.get("payloads"):
         data.pop("payloads", None)  # a one-payload manifest reads as it always did
+    if not data.get("params"):
+        data.pop("params", None)  # likewise a manifest without validator params
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
