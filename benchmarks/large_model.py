@@ -30,7 +30,7 @@ DESCRIPTION = ("A ~2.5 GB float32 MLP built in code and saved with external data
 GB = 1e9
 MIB = 1 << 20
 BIN = Path(sys.executable).parent
-LATENCY_PARAMS = {"warmup": 2, "iterations": 20, "concurrency": [1]}
+LATENCY_PARAMS = {"time_budget_s": 5.0, "concurrency": [1]}
 
 
 def build_model(folder: Path, *, width: int, layers: int, batch: int = 4) -> tuple[Path, Path, int]:

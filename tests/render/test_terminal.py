@@ -17,7 +17,7 @@ from support.reportdata import sample_summary
 from support.tinyonnx import FLOAT, one_node, onnx_package
 
 WIDTHS = (60, 80, 100, 160, 240)
-FAST_LATENCY = {"warmup": 1, "iterations": 3, "concurrency": [1], "throughput_time_s": 0.05}
+FAST_LATENCY = {"time_budget_s": 0.1, "concurrency": [1]}
 
 
 def _printed(summary: RunSummary, width: int = 200, **console: object) -> str:

@@ -17,7 +17,9 @@ from modelcompat.validators.registry import Registry
 
 CELLS = "host-ort/cpu/ort-cpu,host-ort/cuda/ort-cuda,host-torch/cpu/*"
 VALIDATORS = ("integrity", "loadability", "io_contract", "numerical_parity", "latency")
-PARAMS = {"latency": {"warmup": 2, "iterations": 20, "concurrency": [1], "throughput_time_s": 0.1}}
+# ±20 %: loose enough for the demo's cells to reach it in 0.5 s on a busy machine (an unstable latency is never a
+# regression, and run 5 needs a real one)
+PARAMS = {"latency": {"time_budget_s": 0.5, "precision": 0.2, "concurrency": [1]}}
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 
 
@@ -55,7 +57,8 @@ def build_store(store_dir: Path, package) -> tuple[Store, list[str]]:
     last, final = run_ids[5], []
     # (a passing one, so the regression is what fails it; slowed by at least 0.2 ms, four times the latency
     # comparison's floor, however fast the machine, and by six times its noise, however loaded)
-    timed = [r for r in real if r.validator == "latency" and "latency_cv" in r.metrics and r.status == Status.PASS]
+    timed = [r for r in real if r.validator == "latency" and "latency_cv" in r.metrics and r.status == Status.PASS
+             and r.metrics.get("precision_reached", 1.0) == 1.0]
     steady = min(timed, key=lambda r: r.metrics["latency_cv"])
     slow_cell = steady.cell
     slowdown = 1.0 + max(0.6, 6 * steady.metrics["latency_cv"], 0.2 / steady.metrics["p95_latency_ms"])

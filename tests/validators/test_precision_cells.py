@@ -26,7 +26,7 @@ def ort(precision: str) -> Cell:
 
 
 ORT_FP32, ORT_FP16 = HOST_ORT, ort("fp16")
-FAST_LATENCY = {"warmup": 2, "iterations": 20, "throughput_time_s": 0.05, "concurrency": [1]}
+FAST_LATENCY = {"time_budget_s": 0.3, "concurrency": [1]}
 
 
 def _with_onnx_fp16_overflow(folder: Path, manifest: dict) -> None:
@@ -100,7 +100,7 @@ def test_every_validator_of_an_fp16_cell_loads_the_conversion(demo_package, load
     # io_contract: float32 I/O kept at the boundary, so the manifest's contract still holds.
     assert reports["io_contract"].status.value == "pass" and not reports["io_contract"].findings
     m = reports["latency"].metrics
-    assert m["load_time_ms"] > 0 and 0 < m["p50_latency_ms"] <= m["p99_latency_ms"] and m["iterations"] == 20
+    assert m["load_time_ms"] > 0 and 0 < m["p50_latency_ms"] <= m["p99_latency_ms"] and m["samples"] >= 1
     assert m["throughput_per_s_c1"] > 0
     loads = [artifact for op, artifact in load_requests if op == "load"]
     assert loads and all(a.endswith(".fp16.onnx") and "/precision/" in a for a in loads), loads

@@ -1,4 +1,4 @@
-"""The bench op's precision maths (stdlib only, in the probe agent) on known samples."""
+"""The bench op's precision maths (stdlib only, in the probe agent's precision module) on known samples."""
 from __future__ import annotations
 
 import math
