@@ -26,7 +26,7 @@ browser:
 test: setup browser corpus-env
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: setup corpus-env
 	$(BIN)/python -m benchmarks
 
 # Regenerate the pins from the current venv after a deliberate upgrade.
