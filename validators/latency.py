@@ -14,6 +14,9 @@ from modelcompat.validators import Finding, Outcome, Params, ProbeError, Severit
 # Other processes using at least this share of the machine's CPU time during the measurement can explain
 # its noise (on 2 cores: one busy core elsewhere is 50 %).
 OTHER_CPU_NOTE_PCT = 25.0
+# The bench overruns its budget by at most about one run per phase: the probe request may take this much longer
+# (300 s: the probe's default request timeout, so a budget never shortens it).
+BENCH_SLACK_S = 300.0
 
 
 class LatencyParams(Params):
@@ -58,7 +61,8 @@ class Latency(Validator):
                 loaded = ctx.load_variant()
                 bench = ctx.request(
                     "bench", inputs=str(payload), time_budget_s=params.time_budget_s, precision=params.precision,
-                    confidence=params.confidence, min_samples=params.min_samples, concurrency=params.concurrency)
+                    confidence=params.confidence, min_samples=params.min_samples, concurrency=params.concurrency,
+                    timeout_s=params.time_budget_s + BENCH_SLACK_S)
         except TimingLockTimeout as exc:
             raise ProbeError("latency.lock_timeout",
                              f"{exc} (another timed check runs on this machine); raise lock_timeout_s or run "
