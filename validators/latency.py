@@ -28,7 +28,7 @@ class LatencyParams(Params):
     min_samples: int = Field(50, ge=1, description="Sequential runs to time at least before stopping early.")
     concurrency: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, description="Concurrent requests (threads sharing one session) to measure throughput at; "
-                          "None: 1 and the worker's core count.")
+                          "None: 1 and the worker's core count; []: none.")
     lock_timeout_s: float = Field(900.0, gt=0, description="How long to wait for the machine-wide timing lock.")
 
 

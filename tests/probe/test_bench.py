@@ -62,3 +62,9 @@ def test_an_explicit_concurrency_list_is_measured_as_given(probe) -> None:
     session, payload = probe
     reply = session.request("bench", inputs=payload, time_budget_s=0.3, concurrency=[3, 1])
     assert [level["concurrency"] for level in reply["throughput"]] == [3, 1]
+
+
+def test_an_empty_concurrency_list_measures_no_throughput(probe) -> None:
+    session, payload = probe
+    reply = session.request("bench", inputs=payload, time_budget_s=0.1, concurrency=[])
+    assert reply["throughput"] == [] and reply["latency"]["samples"] > 0

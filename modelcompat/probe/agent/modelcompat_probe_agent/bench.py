@@ -201,7 +201,8 @@ def op_bench(args: Dict[str, Any]) -> Dict[str, Any]:
     precision = float(args.get("precision", 0.02))
     confidence = float(args.get("confidence", 0.95))
     min_samples = max(1, int(args.get("min_samples", 50)))
-    levels = [max(1, int(c)) for c in (args.get("concurrency") or sorted({1, cores()}))]
+    asked = args.get("concurrency")  # None: the default levels; []: no throughput at all
+    levels = sorted({1, cores()}) if asked is None else [max(1, int(c)) for c in asked]
     window_s = max(MIN_WINDOW_S, budget / WINDOWS_PER_BUDGET)
 
     meter = CpuMeter()
