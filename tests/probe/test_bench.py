@@ -53,6 +53,9 @@ def test_throughput_levels_default_to_one_and_the_probes_cores(probe) -> None:
     assert [level["concurrency"] for level in reply["throughput"]] == sorted({1, cores})
     for level in reply["throughput"]:
         assert level["throughput_per_s"] > 0 and level["requests"] > 0 and isinstance(level["reached"], bool)
+    # concurrency 1 is the latency phase's own requests, not a second timing of the same thing
+    sequential = reply["throughput"][0]
+    assert sequential["from"] == "latency" and sequential["requests"] == reply["latency"]["samples"]
     # what else used the CPUs meanwhile (Linux: /proc/stat), and the probe's own share
     assert reply["other_cpu_pct"] is not None and 0 <= reply["other_cpu_pct"] <= 100
     assert reply["own_cpu_s"] > 0 and reply["peak_rss_mb"] > 10

@@ -14,7 +14,7 @@ from .inference import payload_call
 from .precision import mean_precision, quantile, quantile_precision, summary
 
 # Shares of the budget. Warm-up gets at most WARMUP_SHARE of it; what is left is split between the latency
-# phase (LATENCY_WEIGHT) and each throughput level (weight 1), re-split after every phase so the time an
+# phase (LATENCY_WEIGHT) and each throughput level above 1 (weight 1), re-split after every phase so the time an
 # early stop saves goes to the phases after it.
 WARMUP_SHARE = 0.2
 LATENCY_WEIGHT = 2.0
@@ -86,10 +86,14 @@ def measure_latency(call: Callable[[], Any], deadline: float, window_s: float, p
     (with at least `min_samples`), or the deadline. Returns the samples' summary and achieved precision."""
     begin = time.perf_counter()
     samples: List[float] = []
+    window_rates: List[float] = []  # requests per second of each window: throughput at concurrency 1
     p50_precision = p95_precision = None
     reached = False
     while True:
-        samples.extend(_timed_window(call, window_s, deadline))
+        window = _timed_window(call, window_s, deadline)
+        samples.extend(window)
+        if window and sum(window) > 0:
+            window_rates.append(len(window) / (sum(window) / 1000.0))
         samples.sort()  # timsort merges the sorted old run with the new window: linear, not n log n
         p50_precision = quantile_precision(samples, 0.5, confidence)
         p95_precision = quantile_precision(samples, 0.95, confidence)
@@ -100,8 +104,21 @@ def measure_latency(call: Callable[[], Any], deadline: float, window_s: float, p
     out: Dict[str, Any] = summary(samples)
     out.update({"samples": len(samples), "time_s": time.perf_counter() - begin, "reached": reached,
                 "stopped_by": "precision" if reached else "budget",
-                "p50_precision": p50_precision, "p95_precision": p95_precision})
+                "p50_precision": p50_precision, "p95_precision": p95_precision, "window_rates": window_rates})
     return out
+
+
+def sequential_throughput(latency: Dict[str, Any], precision: float, confidence: float) -> Dict[str, Any]:
+    """Throughput at concurrency 1 from the latency phase's windows: sequential single runs *are* one
+    request at a time (perf_analyzer reports both from the same requests), so timing them again would
+    spend budget for the same answer."""
+    rates = latency["window_rates"]
+    level_precision = mean_precision(rates, confidence)
+    reached = len(rates) >= MIN_THROUGHPUT_WINDOWS and level_precision is not None and level_precision <= precision
+    throughput = sum(rates) / len(rates) if rates else 0.0
+    return {"concurrency": 1, "requests": latency["samples"], "wall_s": latency["time_s"], "windows": len(rates),
+            "throughput_per_s": throughput, "precision": level_precision, "reached": reached,
+            "stopped_by": "precision" if reached else "budget", "from": "latency"}
 
 
 class _Windows:
@@ -213,14 +230,17 @@ def op_bench(args: Dict[str, Any]) -> Dict[str, Any]:
     def share(weight: float, weights_left: float) -> float:
         return time.perf_counter() + max(0.0, deadline - time.perf_counter()) * weight / weights_left
 
-    latency = measure_latency(call, share(LATENCY_WEIGHT, LATENCY_WEIGHT + len(levels)), window_s, precision,
+    concurrent = [level for level in levels if level > 1]  # concurrency 1 comes from the latency phase
+    latency = measure_latency(call, share(LATENCY_WEIGHT, LATENCY_WEIGHT + len(concurrent)), window_s, precision,
                               confidence, min_samples)
-    throughput = []
-    for i, level in enumerate(levels):
+    throughput = [sequential_throughput(latency, precision, confidence)] if 1 in levels else []
+    for i, level in enumerate(concurrent):
         # A window must hold a few requests' worth of time, or a window is mostly one request's noise.
         level_window = max(window_s, 3.0 * latency["p50_latency_ms"] / 1000.0)
-        throughput.append(measure_throughput(call, level, share(1.0, float(len(levels) - i)), level_window,
+        throughput.append(measure_throughput(call, level, share(1.0, float(len(concurrent) - i)), level_window,
                                              precision, confidence))
+    throughput.sort(key=lambda level: levels.index(level["concurrency"]))  # in the order asked
+    del latency["window_rates"]  # per-window figures stay in the probe: the reply carries the summary
     result = {"latency": latency, "warmup": warm, "throughput": throughput, "cores": cores(),
               "time_s": time.perf_counter() - begin, "peak_rss_mb": _peak_rss_mb()}
     result.update(meter.stop())
