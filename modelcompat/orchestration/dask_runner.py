@@ -1,18 +1,24 @@
-"""Cells on Dask: the flow's task runner (DaskCellRunner), local clusters and their forkserver, worker resources.
+"""Cells on Dask: the flow's task runner (DaskCellRunner), local clusters and their forkserver.
 
 Dask workers run plain functions (DaskCellRunner), so they do not call the Prefect API themselves; the URL
-they inherit (`prefect_api`) keeps it that way if a validator ever logs through Prefect.
+they inherit (`prefect_api`) keeps it that way if a validator ever logs through Prefect. A local run of a
+single cell skips Dask: the cell runs in a thread of this process (its probe is still its own process).
 """
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
+
+from modelcompat.orchestration.inline_cells import INLINE_MAX_CELLS, runs_inline, start_inline
+from modelcompat.orchestration.resources import detect_local_resources, worker_resources
+
+__all__ = ["CELL_TASK_GROUP", "DaskCellRunner", "detect_local_resources", "make_task_runner", "start_local_cluster",
+           "worker_resources"]
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +37,9 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 
-def detect_local_resources() -> dict[str, float]:
-    """Dask worker resources this host really has (`GPU`: NVIDIA devices seen by nvidia-smi)."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return {}
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=True).stdout
-    except (subprocess.SubprocessError, OSError):
-        return {}
-    gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
-    return {"GPU": float(gpus)} if gpus else {}
-
-
 def make_task_runner(address: str | None, workers: int) -> Any:
-    """The flow's task runner: Prefect tasks in threads of the flow process, each handing its cell to Dask."""
+    """The flow's task runner: Prefect tasks in threads of the flow process, each handing its cell to Dask
+    (or, for a local run of one cell, to a thread of this process)."""
     return DaskCellRunner(address=address, workers=workers)
 
 
@@ -63,21 +57,26 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
     `Client.submit` ≈2 ms. The cell still shows as a task run named after it in the Prefect UI, and the
     heavy work (env provisioning, probe) still runs on a Dask worker, routed by resources (GPU=1).
     The cluster (local) or client (remote) is created on first use only: a run with nothing to do
-    starts none.
+    starts none, and a local run of at most `inline_max_cells` cells (no address) runs them in threads
+    of this process instead (`ran_inline` records it); 0 sends every cell to Dask.
     """
 
-    def __init__(self, address: str | None = None, workers: int | None = None, max_workers: int = 64) -> None:
+    def __init__(self, address: str | None = None, workers: int | None = None, max_workers: int = 64,
+                 inline_max_cells: int = INLINE_MAX_CELLS) -> None:
         super().__init__(max_workers=max_workers)  # threads only wait on Dask futures: cheap to have many
         self.address = address
         self.workers = workers or 1
+        self.inline_max_cells = inline_max_cells
         self._client: Any = None
         self._cluster: Any = None
         self._lock = threading.Lock()
         self._futures: dict[str, Any] = {}
         self.preload: tuple[str, ...] = ()  # see Validator.preload; set before the cluster starts
+        self.ran_inline: list[str] = []  # cell ids run in this process rather than on Dask
 
     def duplicate(self) -> "DaskCellRunner":
-        return type(self)(address=self.address, workers=self.workers, max_workers=self._max_workers)
+        return type(self)(address=self.address, workers=self.workers, max_workers=self._max_workers,
+                          inline_max_cells=self.inline_max_cells)
 
     @property
     def client(self) -> Any:
@@ -98,21 +97,41 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
         return self._client is not None
 
     def offered_resources(self) -> dict[str, dict[str, float]]:
-        """What the workers offer. A local cluster runs on this host: ask the host, so deciding routing
-        never starts a cluster by itself."""
+        """What the workers offer. A local cluster (or this process) runs on this host: ask the host, so
+        deciding routing never starts a cluster by itself."""
         if not self.address:
             return {"local": detect_local_resources()}
         return worker_resources(self.client)
 
-    def submit_cells(self, fn: Any, jobs: list[Any], preload: Sequence[str] = ()) -> None:
+    def runs_inline(self, n_cells: int) -> bool:
+        """Whether `n_cells` cells would run in threads of this process (`inline_cells.runs_inline`), before
+        any cluster exists."""
+        return not self.started and runs_inline(self.address, n_cells, self.inline_max_cells)
+
+    def submit_cells(self, fn: Any, jobs: list[Any], preload: Sequence[str] = (),
+                     started: Mapping[str, Future[Any]] | None = None) -> None:
         """Submit `fn(job)` for every job, each to a worker offering the cell's hardware resources.
 
         Jobs are given priorities in list order (the first runs first): callers put the longest cells
         first, so no long cell starts last and leaves the other workers idle at the end. Submitting
         from one thread keeps the order Dask sees deterministic; the per-cell Prefect tasks then wait
         on their own future. `preload` (Validator.preload of the checks to run) warms a local
-        cluster's workers; it does nothing once the cluster runs, or on a remote one.
+        cluster's workers; it does nothing once the cluster runs, or on a remote one, or inline.
+        `started`: cells of these jobs the caller already started in this process (`start_inline`,
+        e.g. while Prefect was importing), by cell id; they are waited on, not submitted again.
         """
+        started = started or {}
+        for job in jobs:
+            if job.cell.id in started:
+                self._futures[job.cell.id] = started[job.cell.id]
+                self.ran_inline.append(job.cell.id)
+        jobs = [job for job in jobs if job.cell.id not in started]
+        if not jobs:
+            return
+        if self.runs_inline(len(jobs)):
+            self._futures.update(start_inline(fn, jobs))
+            self.ran_inline += [job.cell.id for job in jobs]
+            return
         if not self.started:
             self.preload = tuple(preload)
         import dask
@@ -132,7 +151,8 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
 
     def cell_result(self, cell_id: str) -> Any:
         """Wait for a submitted cell (Dask re-runs it elsewhere if its worker is lost)."""
-        return self._futures.pop(cell_id).result()
+        future: Future[Any] | Any = self._futures.pop(cell_id)
+        return future.result()
 
     def __exit__(self, *exc: Any) -> None:
         try:
@@ -210,9 +230,3 @@ def _start_forkserver(preload: Sequence[str]) -> None:
             else:
                 os.environ[PRELOAD_ENV] = previous
         _forkserver_preload = wanted
-
-
-def worker_resources(client: Any) -> dict[str, dict[str, float]]:
-    """Resources each worker of the cluster offers, by worker address."""
-    info = client.scheduler_info()
-    return {addr: dict(w.get("resources") or {}) for addr, w in info.get("workers", {}).items()}

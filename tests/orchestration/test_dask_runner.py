@@ -78,7 +78,8 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
         preload = ["modelcompat.validators.data_contract:import_great_expectations"]
         out = {}
         open(os.path.join(gate, "go"), "w").close()
-        with DaskCellRunner(workers=1) as runner:  # a first run that needs no preload starts the forkserver
+        # inline_max_cells=0: one cell would otherwise run in this process, and this is about the cluster
+        with DaskCellRunner(workers=1, inline_max_cells=0) as runner:  # a first run needing no preload starts the forkserver
             runner.submit_cells(started, [job("plain")])
             out["first_cluster"] = runner.cell_result("plain")
         os.remove(os.path.join(gate, "go"))
@@ -97,7 +98,7 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
             open(os.path.join(gate, "go"), "w").close()
             out["results"] = [runner.cell_result(j.cell.id) for j in jobs]
         os.environ["SET_AFTER_FORKSERVER"] = "seen"  # the forkserver runs already: workers must still see it
-        with DaskCellRunner(workers=1) as runner:
+        with DaskCellRunner(workers=1, inline_max_cells=0) as runner:
             runner.submit_cells(started, [job("again")])
             out["second_cluster"] = runner.cell_result("again")
         out["order"] = open(os.path.join(gate, "order")).read().split()
@@ -130,3 +131,48 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     assert all(r["gx_preloaded"] for r in out["results"])
     # ...and still get this process's current environment, not the forkserver's.
     assert out["second_cluster"]["late_variable"] == "seen"
+
+
+# --- one local cell: in a thread of the flow process, no cluster -----------------------------------------
+
+def _where(job) -> dict:
+    import threading
+    return {"cell": job.cell.id, "pid": os.getpid(), "thread": threading.current_thread().name}
+
+
+def test_one_local_cell_runs_in_this_process_and_starts_no_cluster() -> None:
+    from modelcompat.orchestration.dask_runner import DaskCellRunner
+
+    job = _Job(_cell({}))
+    with DaskCellRunner(workers=2) as runner:
+        runner.submit_cells(_where, [job])
+        got = runner.cell_result(job.cell.id)
+        assert got == {"cell": job.cell.id, "pid": os.getpid(), "thread": f"cell {job.cell.id}"}
+        assert runner.ran_inline == [job.cell.id]
+        assert not runner.started  # no Dask client, hence no LocalCluster, was ever created
+    assert not DaskCellRunner(address="tcp://127.0.0.1:1").runs_inline(1)  # a scheduler given: always Dask
+    assert not DaskCellRunner().runs_inline(2)  # several cells: a local cluster runs them side by side
+
+
+def test_a_cell_started_before_the_flow_is_adopted_not_run_again() -> None:
+    from modelcompat.orchestration.dask_runner import DaskCellRunner
+    from modelcompat.orchestration.inline_cells import start_inline
+
+    calls: list[str] = []
+
+    def count(job) -> str:
+        calls.append(job.cell.id)
+        return "done"
+
+    job = _Job(_cell({}))
+    started = start_inline(count, [job])
+    with DaskCellRunner(workers=1) as runner:
+        runner.submit_cells(count, [job], started=started)
+        assert runner.cell_result(job.cell.id) == "done"
+        assert not runner.started
+    assert calls == [job.cell.id]  # ran once: the runner waited on the started cell
+
+
+class _Job:
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
