@@ -35,13 +35,17 @@ def run(
     cells: CellsOption = None,
     store: StoreOption = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the run summary JSON here (see docs/run-summary.md).")] = None,
-    dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler (default: $MODELCOMPAT_DASK_ADDRESS, else a local cluster).")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler (default: $MODELCOMPAT_DASK_ADDRESS, else a local cluster; one cell to run: this process).")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Local Dask worker processes (default: $MODELCOMPAT_WORKERS or the CPU count).")] = None,
     force: Annotated[bool, typer.Option(help="Ignore anything cached and re-run every check.")] = False,
     force_validators: ForceValidatorsOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")] = False,
 ) -> None:
-    """Check a model package against a matrix; print the cells × validators table."""
+    """Check a model package against a matrix; print the cells × validators table.
+
+    Unchanged checks are reused from the store; a run that reuses every check starts no Prefect server
+    (unless PREFECT_API_URL is set) and no Dask cluster, and is still recorded in the store.
+    """
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         # Dask's own logger defaults to INFO (cluster start/stop chatter); workers inherit this too.
@@ -96,7 +100,12 @@ def run_and_print(*, verbose: bool, **flow_args: Any) -> RunSummary:
 def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, cells: str | None, store: str | None,
               dask_address: str | None, workers: int, force: bool,
               force_validators: list[str] | None) -> RunSummary:
-    """Run the flow against one Prefect API, with a progress bar fed by the flow's cell completions."""
+    """Run the flow against one Prefect API, with a progress bar fed by the flow's cell completions.
+
+    With no Prefect API configured, the run is planned first without Prefect: when nothing is to run, it is
+    finished here by the flow's own steps (compare, append to the store, summary; `flow_run_id` null), with
+    no server started for it and neither Prefect nor Dask imported. Otherwise the flow runs it.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -106,13 +115,16 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
     )
 
     from modelcompat.execution import progress as progress_hook
-    from modelcompat.orchestration.dask_runner import make_task_runner
-    from modelcompat.orchestration.prefect_api import prefect_api
+    from modelcompat.execution.harness import check_cell
+    from modelcompat.orchestration.inline_cells import runs_inline, start_inline
+    from modelcompat.orchestration.matrix_run import announce, finish_run, hand_over, prepare_run
+    from modelcompat.orchestration.prefect_api import configured_api_url, prefect_api
+    from modelcompat.orchestration.resources import offered_resources
     from modelcompat.results.summary import RunSummary
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
-    task_id = bar.add_task("starting Prefect and Dask…", total=None)
+    task_id = bar.add_task("planning…", total=None)
 
     def on_event(event: str, data: dict[str, Any]) -> None:
         if event == "planned":
@@ -124,13 +136,27 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
 
     progress_hook.add_listener(on_event)
     try:
-        with bar, prefect_api(home=str(settings.home() / "prefect")):
-            from modelcompat.flows.check_matrix import check_matrix
+        with bar:
+            run = prepare_run(matrix=str(matrix_path), model=str(model), validators=validators, cells=cells,
+                              store=store, params=None, force=force, force_validators=force_validators,
+                              offered=offered_resources(dask_address))
+            if configured_api_url() is None and not run.jobs:
+                announce(run)
+                return finish_run(run, trigger="cli", flow_run_id=None).summary
+            bar.update(task_id, description="starting Prefect…")
+            with prefect_api(home=str(settings.home() / "prefect")):  # sets its variables before the cell starts
+                if runs_inline(dask_address, len(run.jobs)):
+                    # The one cell starts now, in a thread (its probe in its own process), while Prefect imports.
+                    run.running = start_inline(check_cell, run.jobs)
+                hand_over(run)  # the flow takes this plan (and the started cell) rather than planning again
+                from modelcompat.flows.check_matrix import check_matrix
+                from modelcompat.orchestration.dask_runner import make_task_runner
 
-            flow = check_matrix.with_options(task_runner=make_task_runner(dask_address, workers))
-            return RunSummary.model_validate(
-                flow(matrix=str(matrix_path), model=str(model), validators=validators, cells=cells,
-                     store=store, force=force, force_validators=force_validators, trigger="cli"))
+                flow = check_matrix.with_options(task_runner=make_task_runner(dask_address, workers))
+                return RunSummary.model_validate(
+                    flow(matrix=str(matrix_path), model=str(model), validators=validators, cells=cells,
+                         store=store, force=force, force_validators=force_validators, trigger="cli",
+                         run_id=run.run_id))
     finally:
         progress_hook.remove_listener(on_event)
 
@@ -177,15 +203,9 @@ def plan(
 
 def _offered(dask_address: str | None) -> dict[str, Any]:
     """The resources each worker offers: the scheduler's workers, or this host (where the cells will run)."""
-    from modelcompat.orchestration.dask_runner import detect_local_resources, worker_resources
+    from modelcompat.orchestration.resources import offered_resources
 
-    address = dask_address or settings.dask_address()
-    if not address:
-        return {"local": detect_local_resources()}
-    from distributed import Client
-
-    with Client(address, timeout=30) as client:
-        return worker_resources(client)
+    return offered_resources(dask_address or settings.dask_address())
 
 
 def _plan_json(p: PlannedCheck) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The run's Prefect API: `PREFECT_API_URL` when set, else one local server started for the run.
 
-We start exactly one Prefect server per CLI run (unless PREFECT_API_URL is set) and put its URL in the
-environment before any worker spawns: a process without it would start a temporary server of its own on
-one SQLite file (≈150 ms/task and "database is locked", DESIGN.md).
+We start exactly one Prefect server per CLI run that goes through the flow (unless PREFECT_API_URL is set; a
+run with nothing to run and no API configured starts none) and put its URL in the environment before any
+worker spawns: a process without it would start a temporary server of its own on one SQLite file
+(≈150 ms/task and "database is locked", DESIGN.md).
 """
 from __future__ import annotations
 
@@ -47,10 +48,15 @@ def _own_server_settings() -> dict[Any, Any]:
     return updates
 
 
+def configured_api_url() -> str | None:
+    """The Prefect API the user configured (`PREFECT_API_URL`), or None: a run would start its own server."""
+    return os.environ.get("PREFECT_API_URL") or None
+
+
 @contextlib.contextmanager
 def prefect_api(home: str | None = None) -> Iterator[str]:
     """Yield a Prefect API URL: `PREFECT_API_URL` when set, else a local server started for this block."""
-    existing = os.environ.get("PREFECT_API_URL")
+    existing = configured_api_url()
     if existing:
         yield existing
         return

@@ -1,8 +1,16 @@
-"""`modelcompat plan` and `modelcompat run` through the real CLI (run: a real Prefect server and Dask worker)."""
+"""`modelcompat plan` and `modelcompat run` through the real CLI (run: a real Prefect server and Dask worker; a run
+with nothing to do and no server configured: neither)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+import yaml
 
 from modelcompat.results.summary import RunSummary
 from modelcompat.settings import matrices_dir
@@ -83,3 +91,72 @@ def test_a_model_the_runtime_refuses_is_one_root_cause_in_a_real_run(cli, demo_p
     assert sum(line.startswith("fail ") for line in lines) == 1
     assert proc.stdout.count("loadability.ir_version_unsupported") == 1
     assert "blocks (skipped): data_contract, determinism, io_contract, latency" in proc.stdout.replace("\n", " ")
+
+
+# Runs the CLI as `python -m modelcompat.cli` does, and writes at exit which Prefect/Dask modules the process loaded.
+_CLI_RECORDING_IMPORTS = """
+import atexit, json, os, sys
+def _record():
+    with open(os.environ["MODULES_OUT"], "w") as f:
+        json.dump(sorted(m for m in sys.modules if m.split(".")[0] in ("prefect", "distributed", "dask")), f)
+atexit.register(_record)
+from modelcompat.cli.app import main
+sys.argv = ["modelcompat", *sys.argv[1:]]
+main()
+"""
+
+
+def _fill(package_root: Path, store: Path, validators: list[str]) -> str:
+    """One real run of the host-ort cell into `store`, through the run's own steps (the ones the flow calls)."""
+    from modelcompat.execution.harness import check_cell
+    from modelcompat.orchestration.matrix_run import finish_run, keep_cell, prepare_run
+
+    run = prepare_run(matrix=SMOKE, model=str(package_root), validators=validators, cells="host-ort/*",
+                      store=str(store), params=None, force=False, force_validators=None, offered={"local": {}})
+    for job in run.jobs:
+        keep_cell(run, job, check_cell(job))
+    return finish_run(run, trigger="cli", flow_run_id=None).summary.run_id
+
+
+def _tampered(package_root: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "tampered"
+    shutil.copytree(package_root, copy)
+    manifest = yaml.safe_load((copy / "modelcompat.yaml").read_text())
+    for artifact in manifest["artifacts"]:
+        artifact["sha256"] = "0" * 64
+    (copy / "modelcompat.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return copy
+
+
+@pytest.mark.parametrize(("tampered", "validators", "verdict", "code"),
+                         [(False, ["integrity", "loadability"], "pass", 0), (True, ["integrity"], "fail", 1)])
+def test_a_no_change_run_without_a_server_is_recorded_without_starting_prefect_or_dask(
+        demo_package, tmp_path: Path, tampered: bool, validators: list[str], verdict: str, code: int) -> None:
+    package_root = _tampered(demo_package.root, tmp_path) if tampered else Path(demo_package.root)
+    store, home = tmp_path / "store", tmp_path / "home"
+    first = _fill(package_root, store, validators)
+    out, modules = tmp_path / "out" / "again.json", tmp_path / "modules.json"
+    env = {**os.environ, "MODELCOMPAT_HOME": str(home), "MODULES_OUT": str(modules), "COLUMNS": "200"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run([sys.executable, "-c", _CLI_RECORDING_IMPORTS, "run", "--model", str(package_root),
+                           "--matrix", SMOKE, "--cells", "host-ort/*", "--validators", ",".join(validators),
+                           "--store", str(store), "--json", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == code, proc.stdout + proc.stderr  # the stored verdict's exit code, as a full run's
+
+    # Causal evidence: the process never imported Prefect, Dask or distributed (so it started no Prefect
+    # server and no cluster), and never made the home of the server a run starts for itself.
+    assert json.loads(modules.read_text()) == []
+    assert not (home / "prefect").exists()
+
+    summary = RunSummary.model_validate_json(out.read_text())
+    assert summary.verdict == verdict and summary.trigger == "cli" and summary.flow_run_id is None
+    assert summary.plan == {"run": 0, "cached": len(validators), "skipped": 0}
+    assert {(r.validator, r.cached, r.cached_from) for r in summary.reports} == {(v, True, first) for v in validators}
+    assert f"run {summary.run_id}: {verdict} {len(validators)}" in proc.stdout  # the printed matrix and verdict
+    assert f"summary written to {out}" in proc.stdout
+    stored = Store(str(store))
+    record = stored.run(summary.run_id)
+    assert record is not None and record.verdict == verdict and record.flow_run_id is None
+    assert sorted(stored.runs()["run_id"]) == sorted([first, summary.run_id])
+    assert {r.cached for r in stored.load_reports(summary.run_id)} == {True}

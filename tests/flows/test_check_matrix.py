@@ -17,6 +17,7 @@ from modelcompat.matrix.spec import load_matrix
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
 from modelcompat.validators.registry import Registry
+from support.servers import wait_until
 
 pytestmark = pytest.mark.server
 CLI = [sys.executable, "-m", "modelcompat.cli"]
@@ -211,3 +212,35 @@ def test_the_name_carries_the_model_label_and_the_filters() -> None:
               "validators": ["loadability", "latency"]}
     assert run_name(params) == "check 3f9a on nightly, cells host-ort/cpu/*, validators loadability,latency"
     assert run_name(params, model_label="demo-mlp 1.0.0").startswith("check demo-mlp 1.0.0 on nightly, cells ")
+
+
+def test_one_cell_with_a_server_configured_is_a_flow_run_there_and_runs_in_the_cli_process(
+        prefect_server: str, demo_package, tmp_path: Path) -> None:
+    """A local run of one cell starts no Dask cluster: the cell runs in a thread of the flow (CLI) process, its
+    probe in a process of its own; the run is still a flow run on the server, with its task run and artifacts."""
+    out = tmp_path / "s.json"
+    env = {**os.environ, "MODELCOMPAT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": prefect_server}
+    proc = subprocess.Popen([*CLI, "run", "--model", str(demo_package.root), "--cells", "host-ort/cpu/ort-cpu",
+                             "--validators", "integrity,numerical_parity", "--json", str(out), "--force"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout + stderr
+    summary = json.loads(out.read_text())
+    assert {(r["validator"], r["status"]) for r in summary["reports"]} == {("integrity", "pass"),
+                                                                           ("numerical_parity", "pass")}
+    # Where the checks ran: `evidence.worker` is hostname:pid of the process that ran the cell.
+    assert {r["evidence"]["worker"].rsplit(":", 1)[1] for r in summary["reports"]} == {str(proc.pid)}
+
+    flow_run = httpx.get(f"{prefect_server}/flow_runs/{summary['flow_run_id']}", timeout=30).json()
+    assert flow_run["state_type"] == "COMPLETED"
+    assert flow_run["name"] == "check demo on default, cells host-ort/cpu/ort-cpu, validators integrity,numerical_parity"
+    assert flow_run["parameters"]["run_id"] == summary["run_id"]  # the run the CLI planned is the flow's
+    filters = {"flow_runs": {"id": {"any_": [summary["flow_run_id"]]}}}
+    # The server records task runs from the client's events, a moment after they are sent: wait for it (bounded).
+    task_runs = wait_until(lambda: [t for t in _api(prefect_server, "/task_runs/filter", filters)
+                                    if t["state_type"] == "COMPLETED"], 60, "the task run recorded", interval=0.5)
+    assert [t["name"] for t in task_runs] == ["check host-ort/cpu/ort-cpu"]
+    artifacts = _api(prefect_server, "/artifacts/filter", filters)
+    assert {a["key"] for a in artifacts} == {"compat-demo-mlp-plan", "compat-demo-mlp", "compat-demo-mlp-summary"}
+    stored = Store(str(tmp_path / "home" / "store")).run(summary["run_id"])
+    assert stored is not None and stored.flow_run_id == summary["flow_run_id"]
