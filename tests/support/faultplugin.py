@@ -59,6 +59,11 @@ class Slow(Validator):
     description = "Test only: blocks a cell so that a fault can be injected while it runs."
     inputs = ("hardware",)
     needs_probe = False
+    # Holds no timing lock: it waits on the test, not on cores. Held shared (as the harness holds every
+    # untimed check), a blocked `slow` would keep another cell's latency check waiting, and that waiting
+    # timed check would in turn hold back every untimed check after it (the lock's writer priority), so a
+    # test that releases `slow` only once another cell's `slow` has started would never see it start.
+    timed = True
 
     def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
         directory = _dir()
