@@ -1,11 +1,25 @@
 """The issue-14 benchmark helpers: where a run's time went (from its summary) and the tables they render."""
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
+from pathlib import Path
+from types import ModuleType
 
-from benchmarks.polygraphy_env import requirements
-from benchmarks.real_models import Run, where_time_went
-from benchmarks.render import render
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The benchmarks package's modules. The repo root is kept off sys.path for the tests (pyproject), and
+    a top-level `import benchmarks` would find this tests/benchmarks folder instead: import it from there."""
+    monkeypatch.syspath_prepend(str(REPO))
+
+    def load(name: str) -> ModuleType:
+        return importlib.import_module(f"benchmarks.{name}")
+    return load
 
 
 def _report(cell: str, validator: str, seconds: float, worker: str, *, cached: bool = False,
@@ -14,13 +28,14 @@ def _report(cell: str, validator: str, seconds: float, worker: str, *, cached: b
             "evidence": {"worker": worker}}
 
 
-def test_busiest_worker_and_overhead_from_the_summary() -> None:
+def test_busiest_worker_and_overhead_from_the_summary(bench) -> None:
+    real_models = bench("real_models")
     timed = {**_report("a", "latency", 4.0, "w1"), "metrics": {"lock_wait_s": 1.5}}
     reports = [timed, _report("a", "integrity", 1.0, "w1"),
                _report("b", "latency", 2.0, "w2"), _report("b", "integrity", 0.5, "w2"),
                _report("c", "integrity", 9.0, "w2", cached=True),  # reused: no time spent in this run
                _report("d", "latency", 0.0, "w2", status="skipped")]
-    got = where_time_went(Run(wall_s=8.0, returncode=0, summary={"reports": reports, "counts": {}, "verdict": "pass"}))
+    got = real_models.where_time_went(real_models.Run(wall_s=8.0, returncode=0, summary={"reports": reports, "counts": {}, "verdict": "pass"}))
     assert got["checks_run"] == 4
     assert got["check_sum_s"] == 7.5 and got["latency_sum_s"] == 6.0
     assert got["per_worker_s"] == {"w1": 5.0, "w2": 2.5}
@@ -28,19 +43,19 @@ def test_busiest_worker_and_overhead_from_the_summary() -> None:
     assert got["lock_wait_s"] == 1.5
 
 
-def test_polygraphy_venv_pins_the_hosts_runtime() -> None:
-    reqs = requirements()
+def test_polygraphy_venv_pins_the_hosts_runtime(bench) -> None:
+    reqs = bench("polygraphy_env").requirements()
     assert f"onnxruntime=={metadata.version('onnxruntime')}" in reqs
     assert f"numpy=={metadata.version('numpy')}" in reqs
     assert any(r.startswith("polygraphy==") for r in reqs)
 
 
-def test_a_benchmarks_table_is_rendered_after_its_figures() -> None:
+def test_a_benchmarks_table_is_rendered_after_its_figures(bench) -> None:
     figure = {"name": "f", "value": 2.0, "unit": "s", "anchor_name": "a", "anchor_value": 1.0, "ratio": 2.0}
     entry = {"title": "T", "status": "ok", "figures": [figure], "command": "c", "date": "d",
              "tables": [{"title": "Model cost", "columns": ["model", "wall (s)", "share"],
                          "rows": [["ResNet-18", 31.25, "12 %"]]}]}
-    text = render({"machine": {}, "benchmarks": {"run_cost": entry}}, ["run_cost"])
+    text = bench("render").render({"machine": {}, "benchmarks": {"run_cost": entry}}, ["run_cost"])
     figures_at, table_at = text.index("| f |"), text.index("Model cost:")
     assert figures_at < table_at
     assert "| model | wall (s) | share |" in text and "| ResNet-18 | 31.2 | 12 % |" in text
