@@ -7,8 +7,10 @@ the types seen at run time.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
+from modelcompat.model.single_nodes import build_node_models, partitions
 from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 from modelcompat.validators.capabilities import UNREGISTERED_OP, custom_domain_fix, registered_anywhere
 
@@ -57,19 +59,21 @@ class _Graph:
         return [self.types.get(i, "?") for i in node.input if i]
 
 
-def _missing_kernel(match: re.Match[str], graph: _Graph, provider: str, runtime: str, step: str) -> Finding:
-    op, opset, node_name = match["op"], match["opset"], match["node"]
-    node = graph.node(node_name)
-    domain = (node.domain or "ai.onnx") if node is not None else "?"
-    types = ", ".join(graph.input_types(node)) if node is not None else "?"
+def _node_list(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _missing_kernel(op: str, opset: str, domain: str, types: str, nodes: list[str], provider: str, runtime: str,
+                    step: str) -> Finding:
     where = "loading" if step == "load" else "running the payload (the model loaded: loading is not running)"
+    at = f"node {nodes[0]!r}" if len(nodes) == 1 else f"{len(nodes)} nodes {_node_list(nodes)}"
     return Finding(
         code="operator_coverage.missing_kernel", severity=Severity.ERROR, step=step,
         message=f"{runtime} {provider} has no kernel for {op} ({domain} opset {opset}) with input types "
-                f"[{types}] at node {node_name!r}; found while {where}",
-        observed=f"{domain}::{op}({opset}) [{types}] node {node_name!r}",
+                f"[{types}] at {at}; found while {where}",
+        observed=f"{domain}::{op}({opset}) [{types}] {at}",
         expected=f"a {provider} kernel for {op}({opset}) on these types",
-        remediation=f"cast the inputs of {node_name!r} to a type the provider implements (e.g. float32) or "
+        remediation=f"cast the inputs of {_node_list(nodes)} to a type the provider implements (e.g. float32) or "
                     f"replace the op at export; or use a runtime version / execution provider that implements "
                     f"{op}({opset}) for [{types}]")
 
@@ -78,6 +82,10 @@ def _unregistered_op(match: re.Match[str], graph: _Graph, ctx: ValidationContext
     """A node whose (domain, op) the runtime does not register at all: a custom op, or one this release lacks."""
     domain, op = match["domain"] or "ai.onnx", match["op"]
     names = [n.name for n in graph.nodes if (n.domain or "ai.onnx") == domain and n.op_type == op]
+    return _unregistered(domain, op, names, ctx, runtime)
+
+
+def _unregistered(domain: str, op: str, names: list[str], ctx: ValidationContext, runtime: str) -> Finding:
     where = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     custom = registered_anywhere(domain, ctx.capabilities_dir) is None
     return Finding(
@@ -87,6 +95,16 @@ def _unregistered_op(match: re.Match[str], graph: _Graph, ctx: ValidationContext
         observed=f"{domain}::{op} at {len(names)} node(s)", expected=f"a registered {domain}:{op}",
         remediation=custom_domain_fix(domain) if custom else
         f"use a runtime version that implements {domain}:{op}, or replace the op at export")
+
+
+@dataclass
+class _PerNode:
+    """What the one-node models found: findings, the nodes and (domain, op)s they name, any fallback."""
+
+    findings: list[Finding] = field(default_factory=list)
+    nodes: set[str] = field(default_factory=set)
+    ops: set[tuple[str, str]] = field(default_factory=set)
+    fallback: bool = False
 
 
 class OperatorCoverage(Validator):
@@ -126,19 +144,32 @@ class OperatorCoverage(Validator):
                 observed=", ".join(result.get("available_providers") or []), expected=provider,
                 remediation="run this cell on a worker whose runtime build ships the provider (see hardware_support)"))
             return Outcome(metrics=metrics, findings=findings, runtime_version=runtime)
+
+        per_node = self._per_node(ctx, graph, provider, runtime, metrics)
+        findings += per_node.findings
         for step, text in (("load", result.get("message")), ("run", result.get("run_message"))):
             if not text:
                 continue
             match = _MISSING_KERNEL.search(text)
             unregistered = UNREGISTERED_OP.search(text)
             if unregistered:
+                if (unregistered["domain"] or "ai.onnx", unregistered["op"]) in per_node.ops:
+                    continue  # already listed, with every node of that op
                 metrics["nodes_unsupported"] += sum(1 for n in graph.nodes if n.op_type == unregistered["op"]
                                                     and (n.domain or "ai.onnx") == (unregistered["domain"] or "ai.onnx"))
                 findings.append(_unregistered_op(unregistered, graph, ctx, runtime))
             elif match:
+                if match["node"] in per_node.nodes:
+                    continue
                 metrics["nodes_unsupported"] += 1
-                findings.append(_missing_kernel(match, graph, provider, runtime, step))
+                node = graph.node(match["node"])
+                domain = (node.domain or "ai.onnx") if node is not None else "?"
+                types = ", ".join(graph.input_types(node)) if node is not None else "?"
+                findings.append(_missing_kernel(match["op"], match["opset"], domain, types, [match["node"]],
+                                                provider, runtime, step))
             elif _FALLBACK.search(text):
+                if per_node.fallback:
+                    continue  # the nodes that would fall back are listed one by one
                 findings.append(Finding(
                     code="operator_coverage.cpu_fallback", severity=Severity.WARN, step=step,
                     message=f"{provider} cannot run every node of {ctx.artifact.path}: with fallback allowed, "
@@ -147,6 +178,8 @@ class OperatorCoverage(Validator):
                     remediation="find the nodes with session option log_severity_level=0 (node placement) and "
                                 "change their op/dtype at export, or accept the CPU round-trips"))
             elif step == "load":
+                if per_node.findings:
+                    continue  # the runtime named one of the nodes listed above, in words the patterns miss
                 # Not a coverage problem (IR/opset, invalid model…): the loadability report classifies it.
                 findings.append(Finding(
                     code="operator_coverage.not_assessed", severity=Severity.WARN, step=step,
@@ -159,3 +192,57 @@ class OperatorCoverage(Validator):
                     message=f"{runtime} loaded the model but failed running the payload: {text[:1000]}",
                     remediation="see the io_contract report; reproduce with the package's payload"))
         return Outcome(metrics=metrics, findings=findings, runtime_version=runtime)
+
+    def _per_node(self, ctx: ValidationContext, graph: _Graph, provider: str, runtime: str,
+                  metrics: dict[str, float]) -> _PerNode:
+        """Every top-level node without a kernel (and, for another provider, every node that would fall back
+        to CPU): one session per distinct kernel signature, since onnxruntime names one missing kernel per
+        session. Adds nodes_unsupported, and nodes_cpu_fallback and graph_partitions off CPU."""
+        found = _PerNode()
+        try:
+            models = build_node_models(ctx.model_path(), ctx.workdir / "single_nodes")
+        except Exception:  # noqa: BLE001 - a graph onnx cannot read is loadability's finding; the whole-model check stands
+            return found
+        asked = [{"key": k.key, "path": k.path} for k in models.kinds.values() if k.path]
+        if not asked:
+            return found
+        reply = ctx.request("node_kernels", models=asked, backend=ctx.cell.backend.model_dump(mode="json"))
+        placement = {n: provider for n in models.order}
+        fallback_nodes: list[str] = []
+        for entry in reply.get("results") or []:
+            kind = models.kinds[entry["key"]]
+            if entry["status"] == "fallback":
+                fallback_nodes += kind.nodes
+                placement.update({n: "CPUExecutionProvider" for n in kind.nodes})
+                continue
+            if entry["status"] != "missing":
+                continue
+            text = entry.get("message") or ""
+            unregistered, match = UNREGISTERED_OP.search(text), _MISSING_KERNEL.search(text)
+            if unregistered:
+                found.findings.append(_unregistered(kind.domain, kind.op_type, kind.nodes, ctx, runtime))
+                found.ops.add((kind.domain, kind.op_type))
+            elif match:
+                found.findings.append(_missing_kernel(kind.op_type, match["opset"], kind.domain,
+                                                      ", ".join(kind.input_types), kind.nodes, provider, runtime,
+                                                      "load"))
+            else:
+                continue  # refused for another reason (opset, IR…): the whole-model check classifies it
+            found.nodes.update(kind.nodes)
+            metrics["nodes_unsupported"] += len(kind.nodes)
+            placement.update({n: "none" for n in kind.nodes})
+        if provider != "CPUExecutionProvider":
+            metrics["nodes_cpu_fallback"] = float(len(fallback_nodes))
+            metrics["graph_partitions"] = float(partitions(models.order, models.edges, placement))
+        if fallback_nodes:
+            found.fallback = True
+            found.findings.append(Finding(
+                code="operator_coverage.cpu_fallback", severity=Severity.WARN, step="load",
+                message=f"{provider} has no kernel for {len(fallback_nodes)} node(s) that the CPU provider runs: "
+                        f"with fallback allowed onnxruntime would run {_node_list(fallback_nodes)} on CPU, cutting "
+                        f"the graph into {int(metrics['graph_partitions'])} partitions",
+                observed=f"nodes_cpu_fallback={len(fallback_nodes)}: {_node_list(fallback_nodes)}"[:2000],
+                expected=f"every node on {provider}",
+                remediation="change these nodes' op/dtype at export to ones the provider implements, or accept "
+                            "the copies between devices at each partition boundary"))
+        return found

@@ -24,7 +24,7 @@ def test_the_script_folder_puts_only_the_agent_on_the_cells_sys_path() -> None:
     assert names == {"modelcompat_probe.py", "modelcompat_probe_agent"}
     assert {p.stem for p in AGENT_PACKAGE.glob("*.py")} == {
         "__init__", "protocol", "common", "environment", "onnx_ops", "torch_ops", "inference", "bench", "zygote",
-        "faults", "precision", "cpu_load"}
+        "faults", "precision", "cpu_load", "node_kernels"}
 
 
 @pytest.mark.parametrize("path", AGENT_FILES, ids=[p.name for p in AGENT_FILES])

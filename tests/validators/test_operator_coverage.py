@@ -62,3 +62,65 @@ def test_a_model_refused_for_another_reason_is_not_assessed(demo_package, tmp_pa
 
 def test_torch_backends_are_skipped(demo_package):
     assert run(demo_package, TORCH_EAGER, ("operator_coverage",))["operator_coverage"].status.value == "skipped"
+
+
+def _three_without_kernels_on_116():
+    """double -> Erf -> int8 -> Add -> Mul -> double: 1.16.3 has no kernel for Erf(double), Add(int8) nor
+    Mul(int8); the newest release lacks only Erf(double)."""
+    from onnx import TensorProto, helper
+
+    def vi(name, dtype):
+        return helper.make_tensor_value_info(name, dtype, ["batch", 16])
+
+    nodes = [helper.make_node("Erf", ["features"], ["e"], name="erf_node"),
+             helper.make_node("Cast", ["e"], ["e8"], to=TensorProto.INT8, name="cast_a"),
+             helper.make_node("Add", ["e8", "e8"], ["a8"], name="add_node"),
+             helper.make_node("Mul", ["a8", "a8"], ["m8"], name="mul_node"),
+             helper.make_node("Cast", ["m8"], ["probabilities"], to=TensorProto.DOUBLE, name="cast_b")]
+    graph = helper.make_graph(nodes, "three", [vi("features", DOUBLE)], [vi("probabilities", DOUBLE)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_every_node_without_a_kernel_is_listed_not_only_the_first(demo_package, tmp_path):
+    package = onnx_package(demo_package, tmp_path / "pkg", _three_without_kernels_on_116())
+    reports = run(package, ORT_116, ("operator_coverage", "loadability"))
+    report = reports["operator_coverage"]
+    assert report.status.value == "fail" and report.metrics["nodes_unsupported"] == 3
+    named = {f.message.split("at node ")[1].split(";")[0] for f in report.findings}
+    assert named == {"'erf_node'", "'add_node'", "'mul_node'"}, report.findings
+    assert all(f.code == "operator_coverage.missing_kernel" for f in report.findings)
+    # onnxruntime itself names one per session: loading the model reports the first only.
+    (load,) = reports["loadability"].findings
+    assert sum(name in load.message for name in ("erf_node", "add_node", "mul_node")) == 1
+    host = run(package, HOST_ORT, ("operator_coverage",))["operator_coverage"]
+    assert [f.observed.split(" node ")[-1] for f in host.findings] == ["'erf_node'"]  # the newest has int8 Add/Mul
+
+
+def test_nodes_sharing_a_signature_are_listed_together(demo_package, tmp_path):
+    from onnx import helper
+
+    model = one_node("Erf", DOUBLE, node_name="erf_1")
+    model.graph.node[0].output[0] = "mid"
+    model.graph.node.append(helper.make_node("Erf", ["mid"], ["probabilities"], name="erf_2"))
+    package = onnx_package(demo_package, tmp_path / "pkg", model)
+    report = run(package, HOST_ORT, ("operator_coverage",))["operator_coverage"]
+    (finding,) = report.findings
+    assert "2 nodes 'erf_1', 'erf_2'" in finding.message and report.metrics["nodes_unsupported"] == 2
+
+
+def test_with_fallback_every_node_that_would_fall_back_and_the_partitions(demo_package, tmp_path):
+    """A real second provider of the host's wheel: AzureExecutionProvider implements none of these ops, so with
+    fallback allowed the CPU provider would take them; Erf(double) has no kernel on either."""
+    from modelcompat.matrix.cells import BackendSpec
+
+    azure = HOST_ORT.model_copy(update={"backend": BackendSpec(id="ort-azure", runtime="onnxruntime",
+                                                               provider="AzureExecutionProvider")})
+    package = onnx_package(demo_package, tmp_path / "pkg", _three_without_kernels_on_116())
+    report = run(package, azure, ("operator_coverage",))["operator_coverage"]
+    by_code = {f.code: f for f in report.findings}
+    assert set(by_code) == {"operator_coverage.missing_kernel", "operator_coverage.cpu_fallback"}
+    assert "'erf_node'" in by_code["operator_coverage.missing_kernel"].message
+    fallback = by_code["operator_coverage.cpu_fallback"]
+    assert "'cast_a', 'add_node', 'mul_node', 'cast_b'" in fallback.message
+    # erf_node (no kernel anywhere) is cut off from the CPU run of the four others: two partitions
+    assert report.metrics["nodes_cpu_fallback"] == 4 and report.metrics["graph_partitions"] == 2

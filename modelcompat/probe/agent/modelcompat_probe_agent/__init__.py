@@ -7,7 +7,8 @@ MODELCOMPAT_PROBE_FAULTS (settings.PROBE_FAULTS_ENV) is read by `protocol` itsel
 loads `faults` and lets the `fault` op in.
 
 One module per job: `protocol` (the request loop), `environment` (`describe`), `onnx_ops`, `torch_ops`,
-`inference` (`load`, `run`), `bench`, `zygote` (the fork server), `faults` (test-only), `common` (what the
+`inference` (`load`, `run`), `bench`, `node_kernels` (which one-node models a provider runs), `zygote` (the
+fork server), `faults` (test-only), `common` (what the
 ops share). The package's name is unique on purpose: the entry script's folder is first on sys.path, and a
 generic name there could shadow a module of the cell's environment.
 """

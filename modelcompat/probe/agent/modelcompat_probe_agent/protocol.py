@@ -1,7 +1,7 @@
 """The request loop: JSON lines on stdin, one reply per request on the real stdout, every failure a reply.
 
 Protocol (one JSON object per line):
-  request: {"id": n, "op": "describe|load|run|bench|try_load_many|kernel_check|shutdown", "args": {...}}
+  request: {"id": n, "op": "describe|load|run|bench|try_load_many|kernel_check|node_kernels|shutdown", "args": {...}}
   reply:   {"id": n, "ok": true, "result": {...}}
         or {"id": n, "ok": false, "error_type": "ClassName", "message": "...", "traceback": "last lines"}
 Replies go to a private duplicate of the original stdout; fd 1 itself is pointed at stderr, because
@@ -25,6 +25,7 @@ from .bench import op_bench
 from .common import ProbeUsageError
 from .environment import op_describe
 from .inference import op_load, op_run
+from .node_kernels import op_node_kernels
 from .onnx_ops import op_kernel_check, op_try_load_many
 
 Op = Callable[[Dict[str, Any]], Dict[str, Any]]
@@ -52,6 +53,7 @@ def ops() -> Dict[str, Op]:
         "bench": op_bench,
         "try_load_many": op_try_load_many,
         "kernel_check": op_kernel_check,
+        "node_kernels": op_node_kernels,
     }
     if faults_enabled():
         from .faults import op_fault
