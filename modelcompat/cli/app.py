@@ -11,7 +11,19 @@ import typer
 from typer.core import TyperGroup
 
 from modelcompat import __version__
-from modelcompat.cli import baseline, check, matrix, package, registry, report, run, serve, store, validators
+from modelcompat.cli import (
+    baseline,
+    check,
+    matrix,
+    package,
+    range_cmd,
+    registry,
+    report,
+    run,
+    serve,
+    store,
+    validators,
+)
 from modelcompat.cli.console import console, report_error
 from modelcompat.errors import ModelcompatError
 
@@ -42,6 +54,7 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 app.command()(run.run)
 app.command()(run.plan)
 app.command()(check.check)
+app.command("range")(range_cmd.range_)
 app.command("validators")(validators.list_validators)
 app.command()(package.package)
 app.command()(package.demo)
