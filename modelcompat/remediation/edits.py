@@ -179,21 +179,26 @@ def fp16_io32(src: Path, dest: Path) -> Path:
 
 
 def torch_reexport(program: Path, payload: dict[str, Any], input_names: list[str], output_names: list[str],
-                   dynamic: dict[str, dict[int, str]], dest: Path, opset: int) -> Path:
-    """The package's torch.export program (.pt2) exported again to ONNX at `opset` (legacy exporter: it
-    writes the opset asked for, where the dynamo exporter writes its own and converts)."""
+                   dest: Path, opset: int) -> Path:
+    """The package's torch.export program (.pt2) exported again to ONNX at `opset` (the dynamo exporter takes the
+    ExportedProgram with its own dynamic dims), then the lowest IR version that holds it (the exporter writes 10)."""
+    import onnx
     import torch
 
     try:
-        module = torch.export.load(str(program)).module()
+        exported = torch.export.load(str(program))
         args = tuple(torch.from_numpy(payload[name]) for name in input_names)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with _quiet():
-            torch.onnx.export(module, args, str(dest), opset_version=opset, dynamo=False,
-                              input_names=input_names, output_names=output_names, dynamic_axes=dynamic or None)
+            torch.onnx.export(exported, args, str(dest), opset_version=opset, dynamo=True,
+                              input_names=input_names, output_names=output_names)
+        model = onnx.load(str(dest))
+        model.ir_version = required_ir(model)[0]
+        onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001  an exporter failure is the reason it is rejected
-        raise EditError(f"torch.onnx.export(opset_version={opset}) failed: {_last_line(exc)}") from None
-    return dest
+        raise EditError(f"torch.onnx.export(ExportedProgram, opset_version={opset}, dynamo=True) failed: "
+                        f"{_last_line(exc)}") from None
+    return save(model, dest, external=False)
 
 
 def _last_line(exc: BaseException) -> str:

@@ -159,9 +159,6 @@ def _torch_reexport(failing: Failing) -> list[Candidate]:
     contract = package.manifest.contract
     inputs = [t.name for t in contract.inputs]
     outputs = [t.name for t in contract.outputs]
-    dynamic = {t.name: {i: d for i, d in enumerate(t.shape or []) if isinstance(d, str)}
-               for t in [*contract.inputs, *contract.outputs]}
-    dynamic = {k: v for k, v in dynamic.items() if v}
     current = next((o.version for o in edits.onnx_header(src).opset_import if o.domain in ("", "ai.onnx")), 99)
 
     def make(out: Path, t: int) -> Path:
@@ -169,13 +166,12 @@ def _torch_reexport(failing: Failing) -> list[Candidate]:
 
         with np.load(package.resolve(package.manifest.payload)) as payload:
             values = {k: payload[k] for k in payload.files}
-        return edits.torch_reexport(package.resolve(program.path), values, inputs, outputs, dynamic,
-                                    out / "model.onnx", t)
+        return edits.torch_reexport(package.resolve(program.path), values, inputs, outputs, out / "model.onnx", t)
 
     return [Candidate("torch-reexport", f"ai.onnx opset {t}",
-                      f"torch.onnx.export(torch.export.load({program.path!r}).module(), <payload>, 'model.onnx', "
-                      f"opset_version={t}, dynamo=False, input_names={inputs}, output_names={outputs}, "
-                      f"dynamic_axes={dynamic})",
+                      f"torch.onnx.export(torch.export.load({program.path!r}), <payload>, 'model.onnx', "
+                      f"opset_version={t}, dynamo=True, input_names={inputs}, output_names={outputs}); "
+                      "model.ir_version = <lowest IR for the result>",
                       lambda out, t=t: make(out, t))
             for t in _targets(failing.limit("ai.onnx"), FALLBACK_OPSET, current)]
 

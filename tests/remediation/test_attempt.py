@@ -1,0 +1,116 @@
+"""`remediate` end to end on real releases (onnxruntime 1.16, 1.17, 1.18 in venvs and the host's newest), on models
+built in code at opsets 17-21 and IR 8-10: verified fixes are offered, failed or harmful transforms are rejected."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from modelcompat.errors import InputError
+from modelcompat.remediation.attempt import remediate
+from modelcompat.remediation.records import stored_fixes
+from modelcompat.remediation.verify import rerun
+from modelcompat.store import RunNotFoundError, Store
+from support.remediation_models import CHECKS, RELEASES, conv_model, matrix, package
+
+CELLS = ["host-ort/cpu/ort-cpu", *(f"{rid}/cpu/ort-cpu" for rid in RELEASES)]
+
+
+def _original(tmp: Path, model: onnx.ModelProto) -> tuple[Store, str, Path]:
+    """The model packaged and run on the test matrix, as `modelcompat run` would: (store, run id, package)."""
+    pkg = package(model, tmp / "pkg")
+    finished = rerun(matrix=matrix(tmp / "matrix.yaml"), model=pkg.root, validators=CHECKS, cells=CELLS,
+                     store=str(tmp / "store"))
+    return Store(tmp / "store"), finished.record.run_id, pkg.root
+
+
+@pytest.fixture(scope="module")
+def opset21(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, str, Path]:
+    """Conv+Relu+Gemm at opset 21 / IR 10: ort 1.16 and 1.17 refuse it, 1.18 and the newest load it."""
+    return _original(tmp_path_factory.mktemp("opset21"), conv_model(21, 10))
+
+
+def test_opset_21_is_down_converted_and_passes_on_every_release(opset21, tmp_path: Path) -> None:
+    store, run_id, pkg = opset21
+    result = remediate(store, run_id, tmp_path / "out", model=pkg)
+    assert result.targets == ["ort-1.16/cpu/ort-cpu", "ort-1.17/cpu/ort-cpu"]
+    tried = {v.candidate.id: v for v in result.verdicts}
+    # IR 9 cannot hold opset 21: rejected without a run, with the reason.
+    assert tried["ir-rewrite-9"].reasons == ["IR 9 cannot hold this model: ai.onnx opset 21 needs IR 10"]
+    fix = tried["opset-down-19"]  # the highest opset ort 1.16 accepts (the capabilities table)
+    assert fix.verified and fix.reasons == []
+    assert fix.now_passing == ["ort-1.16/cpu/ort-cpu", "ort-1.17/cpu/ort-cpu"]
+    assert fix.kept_passing == ["host-ort/cpu/ort-cpu", "ort-1.18/cpu/ort-cpu"]
+    assert set(fix.parity) == set(CELLS) and all(m["max_abs_diff"] <= 1e-5 for m in fix.parity.values())
+    assert "opset-down-17" not in tried  # one verified fix per transform
+    model = onnx.load(str(fix.package / "model.onnx"))
+    assert (model.opset_import[0].version, model.ir_version) == (19, 9)
+    # Parity is against the original reference: the candidate package carries its bytes.
+    assert (fix.package / "reference.npz").read_bytes() == (pkg / "reference.npz").read_bytes()
+    assert not (tmp_path / "out" / "ir-rewrite-9").exists()  # rejected: never offered
+    document = json.loads((tmp_path / "out" / "remediation.json").read_text())
+    assert document["fix"].startswith(f"fix: verified: modelcompat remediate {run_id} ")
+    assert f"produced {fix.package}; passes on ort-1.16/cpu/ort-cpu, ort-1.17/cpu/ort-cpu and all other cells" \
+        in document["fix"]
+    verified = next(c for c in document["candidates"] if c["verified"])
+    assert "onnx.version_converter.convert_version" in verified["code"] and "--transforms opset-down" in verified["command"]
+    assert "## Tried and rejected" in (tmp_path / "out" / "remediation.md").read_text()
+    fixes = stored_fixes(store, run_id)
+    assert fixes[("ort-1.16/cpu/ort-cpu", "loadability.ir_version_unsupported")] == document["fix"]
+    # The verification run is kept beside the package, and it really ran the original cells.
+    check = Store(fix.package.parent / "verification-store")
+    assert {r.cell for r in check.load_reports(fix.run_id)} == set(CELLS)
+
+
+@pytest.mark.parametrize(("opset", "ir", "fixed_by", "targets"), [
+    (20, 9, "opset-down-19", ["ort-1.16/cpu/ort-cpu"]),
+    (17, 10, "ir-rewrite-9", ["ort-1.16/cpu/ort-cpu", "ort-1.17/cpu/ort-cpu"]),
+])
+def test_other_opsets_and_ir_versions(opset: int, ir: int, fixed_by: str, targets: list[str], tmp_path: Path) -> None:
+    store, run_id, pkg = _original(tmp_path, conv_model(opset, ir))
+    result = remediate(store, run_id, tmp_path / "out", model=pkg)
+    assert result.targets == targets
+    assert [v.candidate.id for v in result.verified] == [fixed_by]
+    assert not result.verified[0].broken
+
+
+def test_a_model_version_converter_cannot_convert_is_rejected_with_the_adapter_error(tmp_path: Path) -> None:
+    store, run_id, pkg = _original(tmp_path, conv_model(20, 9, activation="Gelu"))  # Gelu: new in opset 20
+    result = remediate(store, run_id, tmp_path / "out", model=pkg)
+    assert result.targets == ["ort-1.16/cpu/ort-cpu"]
+    assert result.verified == []
+    assert {v.candidate.id for v in result.verdicts} == {"opset-down-19", "opset-down-17"}
+    for verdict in result.verdicts:
+        assert "No Previous Version of Gelu exists" in verdict.reasons[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["remediation.json", "remediation.md"]
+    assert stored_fixes(store, run_id) == {}
+
+
+def test_a_transform_that_breaks_parity_elsewhere_is_rejected(opset21, tmp_path: Path) -> None:
+    store, run_id, pkg = opset21
+    result = remediate(store, run_id, tmp_path / "out", model=pkg, transforms=["fp16-io32"])
+    [verdict] = result.verdicts
+    assert not verdict.verified and verdict.package is None
+    assert "host-ort/cpu/ort-cpu" in verdict.broken
+    assert any(r.startswith("host-ort/cpu/ort-cpu passed before, now fails: numerical_parity.tolerance_exceeded")
+               for r in verdict.reasons)
+
+
+def test_bad_input(opset21, tmp_path: Path) -> None:
+    store, run_id, pkg = opset21
+    with pytest.raises(RunNotFoundError):
+        remediate(store, "20990101T000000Z-000000", tmp_path / "out", model=pkg)
+    with pytest.raises(InputError, match="no failing cell matching 'host-ort\\*'") as caught:
+        remediate(store, run_id, tmp_path / "out", model=pkg, cells="host-ort*")
+    assert "ort-1.16/cpu/ort-cpu" in caught.value.fix
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="cannot write to the output folder") as caught:
+        remediate(store, run_id, tmp_path / "file" / "out", model=pkg)
+    assert caught.value.field == "--out"
+    with pytest.raises(InputError, match="unknown transform"):
+        remediate(store, run_id, tmp_path / "out", model=pkg, transforms=["quantize"])
+    with pytest.raises(InputError, match="was not found") as caught:
+        remediate(store, run_id, tmp_path / "out")  # no --model, and no known package has the run's hash
+    assert caught.value.field == "--model"
