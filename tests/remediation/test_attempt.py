@@ -114,3 +114,33 @@ def test_bad_input(opset21, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="was not found") as caught:
         remediate(store, run_id, tmp_path / "out")  # no --model, and no known package has the run's hash
     assert caught.value.field == "--model"
+
+
+def test_a_torch_program_is_exported_again_at_an_opset_the_old_release_loads(tmp_path: Path) -> None:
+    """A package of a .pt2 and its ONNX export at opset 21: the ONNX fails on ort 1.16 and 1.17; the .pt2 is
+    exported again at opset 19 and passes everywhere against the package's reference."""
+    import numpy as np
+    import torch
+
+    from modelcompat.model.build import build_package
+
+    module = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)).eval()
+    x = torch.randn(2, 8)
+    program = torch.export.export(module, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(tmp_path / "model.pt2"))
+    torch.onnx.export(program, (x,), str(tmp_path / "model.onnx"), opset_version=21, dynamo=True,
+                      input_names=["x"], output_names=["y"])
+    np.savez(tmp_path / "payload.npz", x=x.numpy())
+    pkg = build_package([tmp_path / "model.onnx", tmp_path / "model.pt2"], tmp_path / "payload.npz", tmp_path / "pkg",
+                        name="mlp", version="1.0")
+    finished = rerun(matrix=matrix(tmp_path / "matrix.yaml"), model=pkg.root, validators=CHECKS, cells=CELLS,
+                     store=str(tmp_path / "store"))
+    result = remediate(Store(tmp_path / "store"), finished.record.run_id, tmp_path / "out", model=pkg.root,
+                       transforms=["torch-reexport"])
+    assert result.targets == ["ort-1.16/cpu/ort-cpu", "ort-1.17/cpu/ort-cpu"]
+    [fix] = result.verified
+    assert fix.candidate.id == "torch-reexport-19"
+    assert fix.kept_passing == ["host-ort/cpu/ort-cpu", "ort-1.18/cpu/ort-cpu"]
+    model = onnx.load(str(fix.package / "model.onnx"))
+    assert [o.version for o in model.opset_import if o.domain == ""] == [19]
+    assert "torch.onnx.export(torch.export.load('model.pt2')" in fix.candidate.code
