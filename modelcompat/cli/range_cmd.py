@@ -53,13 +53,15 @@ def range_(
     listed = releases(target.project, refresh=refresh)
 
     def show(probe) -> None:
-        how = "stored" if probe.reused else "probed"
-        console.print(f"  {how} {target.project} {probe.release}: {probe.status}"
+        console.print(f"  probed {target.project} {probe.release}: {probe.status}"
                       + (f" ({probe.finding})" if probe.finding else ""), markup=False, highlight=False, soft_wrap=True)
 
     with console.status(f"bisecting {target.project} releases…"):
         record, _ = find_range(package, target, listed, window, the_store, registry=registry, on_probe=show)
     console.print(probes_table(record))
+    new = sum(1 for p in record.probes if not p["reused"])
+    console.print(f"{len(record.releases)} releases in the window; {new} probed now, "
+                  f"{len(record.probes) - new} answered by stored probes", markup=False, highlight=False, soft_wrap=True)
     for b in record.boundaries:
         console.print(f"{b['side']} boundary: {b['release']}: {b['finding'] or b['status']} "
                       f"(passes: {b['passing']})", markup=False, highlight=False, soft_wrap=True)

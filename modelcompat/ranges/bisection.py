@@ -5,6 +5,10 @@ each end from it, so every boundary ends as two *adjacent* probed releases, one 
 (both sides verified); then samples inside the window for holes (a release in the middle that fails) and
 bisects each hole's extent the same way. Cost: at most ceil(log2 n) + 4 probes per boundary found (one
 boundary counted when there is none: the all-pass case); `budget` states it, tests assert it.
+
+Outcomes already known (stored probes of an earlier range) are used before anything is asked: brackets
+narrow through them and a hole sample is taken only where the window's part has no known outcome, so a
+range over the same releases asks nothing, and one with a new upstream release asks little beyond it.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ class Search:
     """What the search learned: every probe in order, the window, its holes and its boundaries (indices)."""
 
     n: int
-    outcomes: dict[int, bool] = field(default_factory=dict)
-    order: list[int] = field(default_factory=list)
+    outcomes: dict[int, bool] = field(default_factory=dict)  # known and asked
+    order: list[int] = field(default_factory=list)  # asked, in order (known outcomes are never asked)
     low: int | None = None
     high: int | None = None
     holes: list[tuple[int, int]] = field(default_factory=list)
@@ -53,11 +57,13 @@ def budget(search: Search) -> int:
     return per_boundary(search.n) * max(1, len(search.boundaries))
 
 
-def bisect(n: int, ok: Callable[[int], bool], samples: int = HOLE_SAMPLES) -> Search:
-    """Search n releases (index 0 the oldest) with `ok(i)` (True: release i passes). Each index is asked once."""
+def bisect(n: int, ok: Callable[[int], bool], samples: int = HOLE_SAMPLES,
+           known: dict[int, bool] | None = None) -> Search:
+    """Search n releases (index 0 the oldest) with `ok(i)` (True: release i passes). Each index is asked at most
+    once, and never one in `known` (outcomes already established, e.g. stored probes)."""
     if n < 1:
         raise ValueError("no releases to search")
-    search = Search(n)
+    search = Search(n, outcomes={i: bool(v) for i, v in (known or {}).items() if 0 <= i < n})
 
     def probe(i: int) -> bool:
         if i not in search.outcomes:
@@ -65,30 +71,41 @@ def bisect(n: int, ok: Callable[[int], bool], samples: int = HOLE_SAMPLES) -> Se
             search.order.append(i)
         return search.outcomes[i]
 
-    anchor = _find_pass(n, probe, per_boundary(n))
-    if anchor is None:
+    if _find_pass(n, probe, per_boundary(n)) is None:
         return search  # no release passes among those probed: no window, no boundary
-    failing_below = [i for i, good in search.outcomes.items() if not good and i < anchor]
-    if not failing_below and not probe(0):
-        failing_below = [0]
+    # Each end is bisected from the outermost release known to pass on that side: a failure known further
+    # in (a hole, from stored probes) is left to the hole search, not mistaken for the window's edge.
+    if not any(not good and i < _oldest_pass(search) for i, good in search.outcomes.items()):
+        probe(0)
+    lowest = _oldest_pass(search)
+    failing_below = [i for i, good in search.outcomes.items() if not good and i < lowest]
     if failing_below:
-        low, fail = _bisect_edge(max(failing_below), anchor, probe)
+        low, fail = _bisect_edge(max(failing_below), lowest, probe, search.outcomes)
         search.boundaries.append(Boundary("lower", fail, low))
     else:
-        low = 0
-    failing_above = [i for i, good in search.outcomes.items() if not good and i > anchor]
-    if not failing_above and not probe(n - 1):
-        failing_above = [n - 1]
+        low = lowest
+    if not any(not good and i > _newest_pass(search) for i, good in search.outcomes.items()):
+        probe(n - 1)
+    highest = _newest_pass(search)
+    failing_above = [i for i, good in search.outcomes.items() if not good and i > highest]
     if failing_above:
-        high, fail = _bisect_edge(min(failing_above), anchor, probe)
+        high, fail = _bisect_edge(min(failing_above), highest, probe, search.outcomes)
         search.boundaries.append(Boundary("upper", fail, high))
     else:
-        high = n - 1
+        high = highest
     search.low, search.high = low, high
     for i in _interior_samples(search, samples):
         probe(i)
     _expand_holes(search, probe)
     return search
+
+
+def _oldest_pass(search: Search) -> int:
+    return min(i for i, good in search.outcomes.items() if good)
+
+
+def _newest_pass(search: Search) -> int:
+    return max(i for i, good in search.outcomes.items() if good)
 
 
 def _find_pass(n: int, probe: Callable[[int], bool], limit: int) -> int | None:
@@ -115,9 +132,19 @@ def _find_pass(n: int, probe: Callable[[int], bool], limit: int) -> int | None:
     return None
 
 
-def _bisect_edge(fail: int, good: int, probe: Callable[[int], bool]) -> tuple[int, int]:
-    """Narrow (fail, good) until adjacent; returns (passing, failing) indices, both probed."""
+def _bisect_edge(fail: int, good: int, probe: Callable[[int], bool], outcomes: dict[int, bool]) -> tuple[int, int]:
+    """Narrow (fail, good) until adjacent, through known outcomes first; returns (passing, failing), both known."""
     while abs(good - fail) > 1:
+        step = 1 if good > fail else -1
+        between = range(fail + step, good, step)  # from the failing side towards the passing one
+        known_fail = [i for i in between if outcomes.get(i) is False]
+        if known_fail:
+            fail = known_fail[-1]
+            continue
+        known_good = [i for i in between if outcomes.get(i) is True]
+        if known_good:
+            good = known_good[0]
+            continue
         middle = (fail + good) // 2
         if probe(middle):
             good = middle
@@ -127,15 +154,18 @@ def _bisect_edge(fail: int, good: int, probe: Callable[[int], bool]) -> tuple[in
 
 
 def _interior_samples(search: Search, samples: int) -> list[int]:
-    """Unprobed releases inside the window at the middle of its widest unprobed gaps."""
+    """One release in each of the window's `samples` middle parts (of samples + 2 equal parts) with no known
+    outcome yet: its middle. A part already holding a known outcome (a bisection step, a stored probe) needs
+    none, so the same window searched again samples nothing."""
     assert search.low is not None and search.high is not None
+    low, high = search.low, search.high
+    parts = samples + 2
     chosen: list[int] = []
-    for _ in range(samples):
-        known = sorted({*(i for i in search.outcomes if search.low <= i <= search.high), *chosen})
-        gaps = [(b - a, a, b) for a, b in zip(known, known[1:]) if b - a > 1]
-        if not gaps:
-            break
-        _, a, b = max(gaps, key=lambda g: (g[0], -g[1]))
+    for k in range(1, samples + 1):
+        a = max(low + ((high - low) * k) // parts, low + 1)
+        b = min(low + ((high - low) * (k + 1)) // parts, high - 1)
+        if a > b or any(a <= i <= b for i in [*search.outcomes, *chosen]):
+            continue
         chosen.append((a + b) // 2)
     return chosen
 
@@ -148,9 +178,9 @@ def _expand_holes(search: Search, probe: Callable[[int], bool]) -> None:
         if i in seen:
             continue
         left_pass = max(j for j, good in search.outcomes.items() if good and j < i)
-        start_pass, start = _bisect_edge(i, left_pass, probe)
+        start_pass, start = _bisect_edge(i, left_pass, probe, search.outcomes)
         right_pass = min(j for j, good in search.outcomes.items() if good and j > i)
-        end_pass, end = _bisect_edge(i, right_pass, probe)
+        end_pass, end = _bisect_edge(i, right_pass, probe, search.outcomes)
         search.holes.append((start, end))
         search.boundaries += [Boundary("hole_start", start, start_pass), Boundary("hole_end", end, end_pass)]
         seen.update(range(start, end + 1))

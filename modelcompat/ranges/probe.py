@@ -108,6 +108,7 @@ def summarize(version: str, key: str, reports: list[Report] | tuple[Report, ...]
 
 
 _OPSET = re.compile(r"Opset (\d+) is under development.*?domain (\S+?) is till opset (\d+)", re.S)
+_KERNEL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\)")
 _IR = re.compile(r"(?:IR|ir) version:? (\d+)\D+max supported IR version:? (\d+)")
 
 
@@ -118,6 +119,8 @@ def describe(finding: Finding) -> str:
         detail = f"{m[2]} {m[1]} > {m[3]}"
     elif (m := _IR.search(text)) is not None:
         detail = f"IR {m[1]} > {m[2]}"
+    elif (m := _KERNEL.search(text)) is not None:
+        detail = f"no kernel for {m[1]}({m[2]})"
     elif finding.observed and finding.expected:
         detail = f"{finding.observed} (expected {finding.expected})"
     else:

@@ -127,22 +127,22 @@ def find_range(package: ModelPackage, target: Target, listed: ReleaseList, windo
                          field="--since/--until", fix=f"widen the window; the releases installable here: {shown}")
     model = package.manifest.name
     stored = probe_keys(store, model)
-    run_id = "range-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    keys = [probe_key(target, version, package, registry) for version in releases]
     probes: dict[int, Probe] = {}
+    for i, (version, key) in enumerate(zip(releases, keys)):
+        if key in stored and (probe := load_probe(store, model, version, key)) is not None:
+            probes[i] = probe  # answered by an earlier range: known to the search, never run again
+    run_id = "range-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
 
     def oracle(i: int) -> bool:
-        version = releases[i]
-        key = probe_key(target, version, package, registry)
-        probe = load_probe(store, model, version, key) if key in stored else None
-        if probe is None:
-            probe = run_probe(target, version, package, registry, run_id=run_id, key=key, env_cache=env_cache)
-            save_probe(store, model, probe)
+        probe = run_probe(target, releases[i], package, registry, run_id=run_id, key=keys[i], env_cache=env_cache)
+        save_probe(store, model, probe)  # at once: a range killed later still leaves it for the next one
         probes[i] = probe
         if on_probe is not None:
             on_probe(probe)
         return probe.ok
 
-    search = bisect(len(releases), oracle)
+    search = bisect(len(releases), oracle, known={i: p.ok for i, p in probes.items()})
     holes = [releases[j] for start, end in search.holes for j in range(start, end + 1)]
     boundaries = [{"side": b.side, "release": releases[b.failing], "status": probes[b.failing].status,
                    "finding": probes[b.failing].finding, "passing": releases[b.passing]} for b in search.boundaries]
@@ -154,7 +154,16 @@ def find_range(package: ModelPackage, target: Target, listed: ReleaseList, windo
         min=releases[search.low] if search.low is not None else None,
         max=releases[search.high] if search.high is not None else None, holes=holes, boundaries=boundaries,
         probes=[{"release": releases[i], "status": probes[i].status, "finding": probes[i].finding,
-                 "reused": probes[i].reused, "key": probes[i].key} for i in search.order])
+                 "reused": probes[i].reused, "key": probes[i].key} for i in _shown(search)])
     save_range(store, record)
     return record, search
 
+
+
+def _shown(search: Search) -> list[int]:
+    """The releases the range rests on: those asked now (in order), then stored ones it used, oldest first.
+
+    A stored probe of this window that no step needed (e.g. a sample of an earlier, wider search) is shown
+    too: it is evidence about this model on that release all the same.
+    """
+    return [*search.order, *sorted(i for i in search.outcomes if i not in search.order)]

@@ -62,19 +62,39 @@ def test_cost_is_logarithmic_per_boundary() -> None:
 
 
 def test_a_hole_in_the_middle_is_found_and_bounded() -> None:
-    # 36 releases passing from 9 on, but 20..22 fail (a regression fixed two releases later)
-    search = _run(_window(36, 9, 35, holes=(20, 21, 22)))
+    # 36 releases passing from 9 on, but 23..26 fail (a regression fixed later); the sample at 25 lands in it
+    search = _run(_window(36, 9, 35, holes=(23, 24, 25, 26)))
     assert (search.low, search.high) == (9, 35)
-    assert search.holes == [(20, 22)]
+    assert search.holes == [(23, 26)]
     sides = {b.side: (b.failing, b.passing) for b in search.boundaries}
-    assert sides["hole_start"] == (20, 19) and sides["hole_end"] == (22, 23)
+    assert sides["hole_start"] == (23, 22) and sides["hole_end"] == (26, 27)
     assert search.probes <= budget(search)
 
 
 def test_a_hole_of_one_release() -> None:
-    search = _run(_window(11, 0, 10, holes=(5,)))
-    assert search.holes == [(5, 5)]
+    search = _run(_window(11, 0, 10, holes=(6,)))
+    assert search.holes == [(6, 6)]
     assert search.probes <= budget(search)
+
+
+def test_holes_are_sampled_not_proven_absent() -> None:
+    # Two samples per window: a one-release hole between them is not seen (the price of the budget).
+    search = _run(_window(11, 0, 10, holes=(5,)))
+    assert search.holes == [] and 5 not in search.outcomes
+
+
+def test_known_outcomes_are_never_asked_again() -> None:
+    passing = _window(36, 9, 35, holes=(23, 24, 25, 26))
+    first = _run(passing)
+    again = bisect(36, lambda i: pytest.fail(f"asked {i} again"), known=first.outcomes)
+    assert (again.low, again.high, again.holes, again.probes) == (first.low, first.high, first.holes, 0)
+
+
+def test_a_new_release_is_all_a_later_search_asks() -> None:
+    first = _run(_window(11, 7, 10))
+    asked: list[int] = []
+    later = bisect(12, lambda i: asked.append(i) or True, known=first.outcomes)  # release 11 came out: it passes
+    assert asked == [11] and (later.low, later.high) == (7, 11)
 
 
 def test_a_narrow_window_between_failing_ends_may_be_missed_within_budget() -> None:

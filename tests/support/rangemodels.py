@@ -4,6 +4,8 @@
   refuse to load it; 1.18 and later load it.
 - `gelu_package`: Gelu, an op that exists from ai.onnx opset 20, at opset 20 / IR 9: 1.16 refuses the opset,
   1.17 and later run it.
+- `deform_conv_package`: DeformConv at opset 19 / IR 9, an opset every release from 1.16 accepts, but a kernel
+  only newer releases have (1.19 has none: "Could not find an implementation for DeformConv(19)").
 """
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ from modelcompat.model.build import build_package
 from modelcompat.model.package import ModelPackage
 
 
-def _package(model: onnx.ModelProto, out: Path, name: str, n_inputs: int) -> ModelPackage:
+def _package(model: onnx.ModelProto, out: Path, name: str, n_inputs: int,
+             shapes: dict[str, tuple[int, ...]] | None = None) -> ModelPackage:
     work = out.parent / f".{out.name}-src"
     work.mkdir(parents=True, exist_ok=True)
     onnx.save(model, work / "model.onnx")
     rng = np.random.default_rng(0)
-    names = ["x", "y"][:n_inputs]
-    np.savez(work / "payload.npz", **{n: rng.standard_normal((2, 8)).astype(np.float32) for n in names})
+    shapes = shapes or {n: (2, 8) for n in ["x", "y"][:n_inputs]}
+    np.savez(work / "payload.npz", **{n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()})
     return build_package([work / "model.onnx"], work / "payload.npz", out, name=name, version="1")
 
 
@@ -41,3 +44,12 @@ def gelu_package(out: Path, name: str = "gelu20") -> ModelPackage:
                               [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 8])])
     return _package(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=9),
                     out, name, 1)
+
+
+def deform_conv_package(out: Path, name: str = "deformconv19") -> ModelPackage:
+    shapes = {"x": (1, 1, 4, 4), "w": (1, 1, 2, 2), "offset": (1, 8, 3, 3)}
+    graph = helper.make_graph([helper.make_node("DeformConv", list(shapes), ["z"])], "deformconv19",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in shapes.items()],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 1, 3, 3])])
+    return _package(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9),
+                    out, name, 3, shapes)
