@@ -18,6 +18,7 @@ from modelcompat.cli import (
     package,
     range_cmd,
     registry,
+    remediate,
     report,
     run,
     serve,
@@ -60,6 +61,7 @@ app.command()(package.package)
 app.command()(package.demo)
 app.command()(report.history)
 app.command()(report.report)
+app.command()(remediate.remediate)
 app.command()(serve.serve)
 app.command()(serve.server)
 app.add_typer(matrix.matrix_app, name="matrix")

@@ -55,6 +55,9 @@ def report(
 
     store_ = open_store(store)
     summary, _ = summary_from_store(store_, run_id)  # an unknown run: RunNotFoundError, exit 2
+    from modelcompat.remediation.records import annotate, stored_fixes
+
+    summary = annotate(summary, stored_fixes(store_, run_id))  # fixes `modelcompat remediate` verified
     if format == "json":
         text = summary.to_json_text()
     elif format == "md":
