@@ -65,13 +65,13 @@ def find_package(store: Store, record: Any, model: Path | None) -> ModelPackage:
     candidates: list[Path] = [model] if model is not None else []
     if model is None:
         candidates.append(settings.home() / "demo")
-        try:
-            from modelcompat.model_registry.local import LocalRegistry
+        from modelcompat.model_registry.local import LocalRegistry
 
-            versions = LocalRegistry()._read(record.model_name)["versions"]  # a missing model reads as none
+        try:
+            versions = LocalRegistry().model(record.model_name)["versions"]
             candidates += [Path(v["package"]) for v in versions.values() if v.get("sha256") == record.model_sha256]
-        except (OSError, ValueError, KeyError):
-            pass
+        except (InputError, OSError, ValueError, KeyError):
+            pass  # not registered (or an unreadable registry file): the other places are still searched
         checks = settings.home() / "checks"
         candidates += sorted(checks.iterdir()) if checks.is_dir() else []
     for folder in candidates:
