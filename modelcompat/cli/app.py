@@ -14,6 +14,7 @@ from modelcompat import __version__
 from modelcompat.cli import (
     baseline,
     check,
+    localise,
     matrix,
     package,
     range_cmd,
@@ -61,6 +62,7 @@ app.command()(package.package)
 app.command()(package.demo)
 app.command()(report.history)
 app.command()(report.report)
+app.command()(localise.localise)
 app.command()(remediate.remediate)
 app.command()(serve.serve)
 app.command()(serve.server)

@@ -1,0 +1,99 @@
+"""`modelcompat localise`: where a cell's parity failure starts — the first diverging node, its inputs' and
+output's error, and the path from it to the outputs it reaches."""
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from modelcompat.cli.console import console, err_console
+from modelcompat.cli.options import StoreOption, open_store
+
+STORE_FOLDER = "localisations"
+
+
+def _fmt(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "-"
+    if "max_abs" not in stats:
+        return stats.get("kind") or ("diverged" if stats.get("diverged") else "same")
+    return (f"max abs {stats['max_abs']:.3g}, mean abs {stats['mean_abs']:.3g}, max rel {stats['max_rel']:.3g}, "
+            f"cosine {stats['cosine']:.6f}" + (f", {stats['non_finite']} NaN/Inf" if stats.get("non_finite") else "")
+            + (" DIVERGED" if stats.get("diverged") else ""))
+
+
+def print_localisation(doc: dict[str, Any]) -> None:
+    """The result as a few lines: the node, its inputs and outputs, the path to each output."""
+    console.print(f"{doc['cell']} against {doc['against']}: {doc['nodes_total']} nodes, {doc['tensors_compared']} "
+                  f"intermediates compared in {doc['runs_per_side']} runs per side (batch {doc['batch']})",
+                  highlight=False, soft_wrap=True)
+    if not doc["found"]:
+        console.print(doc.get("note", "no diverging node found"), highlight=False, soft_wrap=True)
+        return
+    node = doc["node"]
+    console.print(f"first diverging node: {node['name']} ({node['domain']}::{node['op_type']})", highlight=False)
+    for name, stats in node["outputs"].items():
+        console.print(f"  output {name}: {_fmt(stats)}", highlight=False, soft_wrap=True)
+    for name, stats in node["inputs"].items():
+        console.print(f"  input  {name}: {_fmt(stats)}", highlight=False, soft_wrap=True)
+    console.print(f"  inputs already diverged: {'yes' if node['inputs_diverged'] else 'no'}", highlight=False)
+    for output, steps in doc.get("paths", {}).items():
+        console.print(f"path to output {output}: " + " -> ".join(s["node"] for s in steps), highlight=False,
+                      soft_wrap=True)
+
+
+def localise(
+    run_id: Annotated[str, typer.Argument(help="The stored run whose parity failure to localise.")],
+    cell: Annotated[str, typer.Option("--cell", help="The cell whose numerical_parity failed (runtime/hardware/backend).")],
+    against: Annotated[str, typer.Option("--against", help="Another cell of the run, or `reference`: the package's "
+                                         "ONNX model at fp32 on the host's onnxruntime (CPU).")] = "reference",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the result here as JSON.")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Intermediates marked per run: peak memory is the "
+                                       "graph outputs plus this many tensors per side.")] = 16,
+    model: Annotated[Path | None, typer.Option("--model", help="The run's package folder (default: found by the run's "
+                                               "model sha256 among the demo, registered and `check` packages).")] = None,
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="The run's matrix (default: the path the run recorded).")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Find the first node, in topological order, whose output diverges beyond the cell's tolerance between the
+    cell and the other side, each run in its own runtime environment's probe.
+
+    Intermediates are compared a batch at a time (never all marked at once). Prints the node, its op and domain,
+    its inputs' and outputs' error (max/mean abs, max rel, cosine), whether its inputs already diverged and the
+    path to the outputs it reaches; the result is also kept in the store, where `modelcompat report` links it.
+    Exit 0: localised (or nothing diverges on this payload, said so); 2: bad input; 3: a side could not run.
+    """
+    from modelcompat.execution.localise import REFERENCE, cell_side, reference_side
+    from modelcompat.execution.localise import localise as run_localise
+    from modelcompat.execution.run_inputs import failing_parity, find_package, run_cell, run_cells
+    from modelcompat.files.atomic import write_text
+
+    store_ = open_store(store)
+    record = store_.require_run(run_id)  # an unknown run: RunNotFoundError, exit 2
+    failing_parity(store_.load_reports(run_id), run_id, cell)
+    cells = run_cells(record, matrix)
+    left_cell = run_cell(cells, cell, "--cell")
+    right_cell = None if against == REFERENCE else run_cell(cells, against, "--against")
+    package = find_package(record, model)
+    with tempfile.TemporaryDirectory(prefix="modelcompat-localise-") as tmp:
+        work = Path(tmp)
+        left = cell_side(left_cell, package, work)
+        right = reference_side(package) if right_cell is None else cell_side(right_cell, package, work)
+        doc = run_localise(package, left, right, work / "scan", batch=batch)
+    doc["run_id"] = run_id
+    text = json.dumps(doc, indent=2)
+    # Documents in the store are immutable: one per localisation, the newest per cell is the one linked.
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    doc["stored_at"] = store_.publish_file(f"{STORE_FOLDER}/{run_id}/{_slug(cell)}--{stamp}.json", text.encode())
+    print_localisation(doc)
+    if json_path is not None:
+        write_text(json_path, json.dumps(doc, indent=2))
+        err_console.print(f"localisation written to {json_path}", highlight=False)
+
+
+def _slug(cell_id: str) -> str:
+    return cell_id.replace("/", "__")

@@ -1,0 +1,85 @@
+"""A graph's intermediates for localisation: nodes in topological order, a copy of the model with a few chosen
+tensors made outputs, and the paths from a node to the graph outputs it reaches.
+
+Only the requested tensors are marked (never all at once, as `polygraphy --onnx-outputs mark all` does), so a
+run holds a batch of intermediates, not the whole activation set.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from modelcompat.model.single_nodes import node_names
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One top-level node: its name (as onnxruntime names unnamed ones), op, domain, inputs and outputs."""
+
+    name: str
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+class Intermediates:
+    """A model's top-level graph, read once (weights included: marked copies must carry them)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.model = onnx.load(str(path))
+        graph = self.model.graph
+        self.nodes = [GraphNode(name, n.op_type, n.domain or "ai.onnx", tuple(n.input), tuple(o for o in n.output if o))
+                      for name, n in zip(node_names(graph), graph.node)]
+        self.graph_inputs = [i.name for i in graph.input]
+        self.graph_outputs = [o.name for o in graph.output]
+        self.weights = {i.name for i in graph.initializer}
+        self.producer = {o: n.name for n in self.nodes for o in n.outputs}
+        self.consumers: dict[str, list[str]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                self.consumers.setdefault(i, []).append(n.name)
+        self.by_name = {n.name: n for n in self.nodes}
+
+    def tensors(self) -> set[str]:
+        """Every value a node produces (what can be marked)."""
+        return set(self.producer)
+
+    def write_marked(self, names: list[str], dest: Path) -> Path:
+        """A copy whose outputs are the graph's own plus `names` (in that order, without repeats)."""
+        marked = onnx.ModelProto()
+        marked.CopyFrom(self.model)
+        present = {o.name for o in marked.graph.output}
+        for name in names:
+            if name not in present:
+                # No type: onnxruntime infers an output's type, and an intermediate may have none recorded.
+                marked.graph.output.append(onnx.ValueInfoProto(name=name))
+                present.add(name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(marked, str(dest))
+        return dest
+
+    def paths_to_outputs(self, node: str) -> dict[str, list[str]]:
+        """For each graph output `node` reaches: the shortest chain of node names from `node` to its producer."""
+        previous: dict[str, str | None] = {node: None}
+        queue = deque([node])
+        while queue:
+            current = queue.popleft()
+            for out in self.by_name[current].outputs:
+                for consumer in self.consumers.get(out, []):
+                    if consumer not in previous:
+                        previous[consumer] = current
+                        queue.append(consumer)
+        paths: dict[str, list[str]] = {}
+        for output in self.graph_outputs:
+            end = self.producer.get(output)
+            if end is None or end not in previous:
+                continue
+            chain = [end]
+            while previous[chain[-1]] is not None:
+                chain.append(previous[chain[-1]])  # type: ignore[arg-type]
+            paths[output] = chain[::-1]
+        return paths

@@ -1,0 +1,54 @@
+"""`modelcompat localise` on a stored run with a real failing parity report: the node, the JSON, the store's copy,
+and bad input (unknown run, unknown cell, a cell whose parity passed) as exit 2 with what would be valid."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import localmodels
+
+FP16, FP32 = "host-ort/cpu/ort-fp16", "host-ort/cpu/ort-cpu"
+
+
+@pytest.fixture(scope="module")
+def fp16_run(demo_package, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("localise")
+    package = localmodels.package_of(demo_package, tmp / "pkg", localmodels.fp16_overflow(), 1.0)
+    store, run_id, statuses = localmodels.stored_run(tmp / "store", package, [FP32, FP16], tmp / "matrix.yaml")
+    assert statuses == {FP32: localmodels.Status.PASS, FP16: localmodels.Status.FAIL}
+    return store, run_id, package
+
+
+def test_localise_names_the_first_diverging_node_and_keeps_the_result(fp16_run, tmp_path, invoke):
+    store, run_id, package = fp16_run
+    out = tmp_path / "loc.json"
+    code, stdout, stderr = invoke("localise", run_id, "--cell", FP16, "--model", str(package.root), "--json", str(out),
+                                  "--batch", "2", "--store", store.uri)
+    assert code == 0, stderr
+    assert "first diverging node: square (ai.onnx::Mul)" in stdout
+    assert "inputs already diverged: no" in stdout and "path to output probabilities: square -> shrink" in stdout
+    doc = json.loads(out.read_text())
+    assert doc["node"]["name"] == "square" and doc["against"] == "reference" and doc["run_id"] == run_id
+    (kept,) = store.list_files(f"localisations/{run_id}", ".json")
+    assert json.loads(store.read_file(kept))["node"]["name"] == "square"
+
+
+def test_against_another_cell_of_the_run(fp16_run, invoke):
+    store, run_id, package = fp16_run
+    code, stdout, _ = invoke("localise", run_id, "--cell", FP16, "--against", FP32, "--model", str(package.root),
+                             "--store", store.uri)
+    assert code == 0 and f"{FP16} against {FP32}" in stdout and "first diverging node: square" in stdout
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["NOPE-run", "--cell", FP16], "NOPE-run"),
+    (["{run}", "--cell", "no/such/cell"], "cells whose parity failed in that run: " + FP16),
+    (["{run}", "--cell", FP32], f"numerical_parity did not fail on {FP32}"),
+    (["{run}", "--cell", FP16, "--against", "no/such/cell"], "no cell 'no/such/cell' in the run's matrix"),
+], ids=["unknown run", "unknown cell", "parity passed", "unknown --against"])
+def test_bad_input_exits_2_saying_what_is_valid(fp16_run, invoke, args, said):
+    store, run_id, package = fp16_run
+    args = [a.replace("{run}", run_id) for a in args]
+    code, _, stderr = invoke("localise", *args, "--model", str(package.root), "--store", store.uri)
+    assert code == 2 and said in " ".join(stderr.split()) and "Traceback" not in stderr
