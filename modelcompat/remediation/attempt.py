@@ -185,13 +185,14 @@ def _document(result: Remediation, record: Any, out: Path, cells: str | None, st
             "broken": v.broken, "parity": v.parity, "verification_run_id": v.run_id,
         })
     first = next((c for c in candidates if c["verified"]), None)
+    fix = fix_text(first["command"], first["package"], result.targets) if first else None
     return {
         "run_id": result.run_id,
         "model": {"name": record.model_name, "version": record.model_version, "sha256": record.model_sha256,
                   "package": str(result.package.root)},
         "targets": result.targets,
-        "findings": [{"cell": r.cell, "validator": r.validator, "code": f.code, "message": f.message}
+        "findings": [{"cell": r.cell, "validator": r.validator, "code": f.code, "message": f.message, "fix": fix}
                      for r in failing for f in r.findings],
         "candidates": candidates,
-        "fix": fix_text(first["command"], first["package"], result.targets) if first else None,
+        "fix": fix,
     }

@@ -52,6 +52,7 @@ def test_opset_21_is_down_converted_and_passes_on_every_release(opset21, tmp_pat
     assert not (tmp_path / "out" / "ir-rewrite-9").exists()  # rejected: never offered
     document = json.loads((tmp_path / "out" / "remediation.json").read_text())
     assert document["fix"].startswith(f"fix: verified: modelcompat remediate {run_id} ")
+    assert {f["fix"] for f in document["findings"]} == {document["fix"]}  # every failing finding carries it
     assert f"produced {fix.package}; passes on ort-1.16/cpu/ort-cpu, ort-1.17/cpu/ort-cpu and all other cells" \
         in document["fix"]
     verified = next(c for c in document["candidates"] if c["verified"])
@@ -74,6 +75,13 @@ def test_other_opsets_and_ir_versions(opset: int, ir: int, fixed_by: str, target
     assert result.targets == targets
     assert [v.candidate.id for v in result.verified] == [fixed_by]
     assert not result.verified[0].broken
+
+
+@pytest.mark.parametrize(("opset", "ir"), [(18, 8), (19, 9)])
+def test_a_model_every_release_loads_has_nothing_to_remediate(opset: int, ir: int, tmp_path: Path) -> None:
+    store, run_id, pkg = _original(tmp_path, conv_model(opset, ir))
+    with pytest.raises(InputError, match=f"run {run_id} has no failing cell: nothing to remediate"):
+        remediate(store, run_id, tmp_path / "out", model=pkg)
 
 
 def test_a_model_version_converter_cannot_convert_is_rejected_with_the_adapter_error(tmp_path: Path) -> None:
