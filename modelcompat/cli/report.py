@@ -75,7 +75,9 @@ def report(
         record = store_.require_run(run_id)
         hist = metric_history(store_, summary.model.name, until=record.started_at, limit=30)
         hist = hist[hist["metric"].isin(KEY_METRICS)]
-        text = render_html(summary, hist)
+        from modelcompat.ranges.records import latest_ranges
+
+        text = render_html(summary, hist, latest_ranges(store_, summary.model.name))
     if out is None:
         sys.stdout.write(text)
         return

@@ -143,3 +143,11 @@ def latest_range(store: Store, model: str, runtime: str, *, hardware: str | None
     matching = [r for r in stored_ranges(store, model, runtime)
                 if (hardware is None or r.hardware == hardware) and (backend is None or r.backend == backend)]
     return matching[-1] if matching else None
+
+
+def latest_ranges(store: Store, model: str) -> list[RangeRecord]:
+    """The newest stored range of `model` per (runtime, hardware, backend), in runtime order."""
+    latest: dict[tuple[str, str, str], RangeRecord] = {}
+    for record in stored_ranges(store, model):
+        latest[(record.runtime, record.hardware, record.backend)] = record  # oldest first: the last one wins
+    return [latest[k] for k in sorted(latest)]

@@ -58,7 +58,9 @@ def check_window(window: Window) -> None:
     """`--since` after `--until`, or either not a version: exit 2."""
     since = _version(window.since, "--since") if window.since else None
     until = _version(window.until, "--until") if window.until else None
-    if since is not None and until is not None and since > until:
+    # `--until 1.17` means up to 1.17.x: `--since 1.17.1 --until 1.17` is a window, not a contradiction.
+    if since is not None and until is not None and since > until and \
+            since.release[:len(until.release)] != until.release:
         raise InputError(f"--since {window.since} is after --until {window.until}", field="--since",
                          fix="swap them, or leave one out (--until defaults to latest)")
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from modelcompat.results.summary import RunSummary, StoredRunSummary
+
+if TYPE_CHECKING:
+    from modelcompat.ranges.records import RangeRecord
 
 KEY_METRICS = ("p95_latency_ms", "throughput_per_s_c1", "max_abs_diff", "peak_rss_mb", "load_time_ms")
 STATUS_COLOUR = {"pass": "#2e9e5b", "warn": "#e0a526", "fail": "#d64541", "error": "#8e44ad", "skipped": "#b8bec6"}
@@ -213,8 +216,19 @@ def _trends(history: pd.DataFrame | None, current: str, baseline: str | None) ->
             f'<div class="plots">{"".join(figures)}</div>')
 
 
-def render_html(summary: RunSummary, history: pd.DataFrame | None = None) -> str:
-    """The report page. ``history``: :func:`modelcompat.baseline.trends.metric_history` rows for the trend plots."""
+def _ranges(ranges: list[RangeRecord] | None) -> str:
+    """The model's compatibility ranges; nothing when none is stored (the section would only say so)."""
+    if not ranges:
+        return ""
+    from modelcompat.render.range_table import html_rows
+
+    return f'<section id="ranges"><h2>Compatibility ranges</h2>{html_rows(ranges)}</section>\n'
+
+
+def render_html(summary: RunSummary, history: pd.DataFrame | None = None,
+                ranges: list[RangeRecord] | None = None) -> str:
+    """The report page. ``history``: :func:`modelcompat.baseline.trends.metric_history` rows for the trend plots;
+    ``ranges``: the model's stored compatibility ranges (`modelcompat range`), one section row per runtime."""
     model, verdict = summary.model, summary.verdict.value
     counts = " · ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
     code_version = summary.code_version if isinstance(summary, StoredRunSummary) else ""
@@ -232,6 +246,6 @@ def render_html(summary: RunSummary, history: pd.DataFrame | None = None) -> str
 <section><h2>Matrix</h2>{_heatmap(summary)}</section>
 <section><h2>Findings</h2>{_problems(summary)}</section>
 <section><h2>Trends</h2>{_trends(history, run_id, summary.baseline_run_id)}</section>
-<footer class="meta"><p>modelcompat {_e(code_version)} · self-contained report, no external assets.</p></footer>
+{_ranges(ranges)}<footer class="meta"><p>modelcompat {_e(code_version)} · self-contained report, no external assets.</p></footer>
 </body></html>
 """

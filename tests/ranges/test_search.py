@@ -40,6 +40,7 @@ def test_bad_requests_are_input_errors() -> None:
         check_window(Window(since="1.19", until="1.16"))
     with pytest.raises(InputError, match="'one' is not a version"):
         check_window(Window(until="one"))
+    check_window(Window(since="1.17.1", until="1.17"))  # up to 1.17.x
     matrix = load_matrix(default_matrix())
     with pytest.raises(InputError, match="no onnxruntime backend 'torch-eager'") as err:
         pick(matrix, "onnxruntime", None, "torch-eager")
