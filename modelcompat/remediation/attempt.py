@@ -129,9 +129,9 @@ def remediate(store: Store, run_id: str, out: Path, *, cells: str | None = None,
         raise InputError(f"run {run_id} has no failing cell{where}: nothing to remediate", field="--cells" if cells else "RUN_ID",
                          fix=f"failing cells of the run: {', '.join(failed)}" if failed else
                          "remediate a run whose verdict is fail (`modelcompat report RUN_ID` shows it)")
-    out = check_out_dir(out)
     package = find_package(store, record, model)
     matrix_path = _matrix_path(record, matrix)
+    out = check_out_dir(out)  # created only once the rest of the input holds
     cells_by_id = {c.id: c for c in load_matrix(matrix_path).select(None)}
     targets = sorted({r.cell for r in failing})
     missing = [c for c in {r.cell for r in reports} if c not in cells_by_id]

@@ -120,8 +120,18 @@ def test_bad_input(opset21, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown transform"):
         remediate(store, run_id, tmp_path / "out", model=pkg, transforms=["quantize"])
     with pytest.raises(InputError, match="was not found") as caught:
-        remediate(store, run_id, tmp_path / "out")  # no --model, and no known package has the run's hash
+        remediate(store, run_id, tmp_path / "nowhere")  # no --model, and no known package has the run's hash
     assert caught.value.field == "--model"
+    assert not (tmp_path / "nowhere").exists()  # nothing is created for input that does not hold
+
+
+def test_a_registered_package_is_found_by_the_runs_model_hash(opset21) -> None:
+    from modelcompat.model_registry.local import LocalRegistry
+    from modelcompat.remediation.attempt import find_package
+
+    store, run_id, pkg = opset21
+    LocalRegistry().register(pkg)  # $MODELCOMPAT_HOME is this test's own
+    assert find_package(store, store.require_run(run_id), None).root == pkg
 
 
 def test_a_torch_program_is_exported_again_at_an_opset_the_old_release_loads(tmp_path: Path) -> None:
