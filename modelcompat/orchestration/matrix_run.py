@@ -28,6 +28,7 @@ from modelcompat.model.package import ModelPackage, load_package
 from modelcompat.planning.params import resolve_params
 from modelcompat.planning.plan import REUSABLE, PlannedCheck, make_plan
 from modelcompat.planning.scheduling import longest_first
+from modelcompat.ranges.hints import quote_ranges
 from modelcompat.results.report import Finding, Report, Severity, Status
 from modelcompat.results.summary import RunSummary, run_summary, verdict
 from modelcompat.store import RunRecord, Store
@@ -193,6 +194,8 @@ def finish_run(run: PreparedRun, *, trigger: str, flow_run_id: str | None, logge
     in one atomic append; the run's summary (docs/run-summary.md)."""
     reports = [run.done[(p.cell.id, p.validator)] for p in run.plan]
     manifest = run.package.manifest
+    # A stored `modelcompat range` of this artifact is tested upgrade advice: its lower bound is quoted first.
+    reports = quote_ranges(run.store, manifest.name, reports)
     try:
         comparison = compare_reports(run.store, manifest.name, reports)
     except Exception as exc:  # an unreadable baseline must not lose the run's reports
