@@ -126,7 +126,8 @@ def remediate(store: Store, run_id: str, out: Path, *, cells: str | None = None,
     if not failing:
         where = f" matching {cells!r}" if cells else ""
         failed = sorted({r.cell for r in failing_reports(reports)})
-        raise InputError(f"run {run_id} has no failing cell{where}: nothing to remediate", field="--cells" if cells else "RUN_ID",
+        raise InputError(f"run {run_id} has no failing cell{where}: nothing to remediate",
+                         field="--cells" if cells else "RUN_ID",
                          fix=f"failing cells of the run: {', '.join(failed)}" if failed else
                          "remediate a run whose verdict is fail (`modelcompat report RUN_ID` shows it)")
     package = find_package(store, record, model)

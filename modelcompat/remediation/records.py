@@ -21,7 +21,8 @@ FOLDER = "remediations"
 
 
 def fix_text(command: str, package: str, targets: list[str]) -> str:
-    """The line a fixed finding carries: `fix: verified: <command> produced <package>; passes on … and all other cells`."""
+    """The line a fixed finding carries:
+    `fix: verified: <command> produced <package>; passes on <cells> and all other cells`."""
     return f"fix: verified: {command} produced {package}; passes on {', '.join(targets)} and all other cells"
 
 

@@ -89,7 +89,8 @@ def build_candidate(original: ModelPackage, candidate: Candidate, out: Path, scr
     new_onnx = candidate.make(scratch / "model")
     files = []
     for artifact in manifest.artifacts:
-        files.append(new_onnx if artifact.format == "onnx" and new_onnx is not None else original.resolve(artifact.path))
+        replaced = artifact.format == "onnx" and new_onnx is not None
+        files.append(new_onnx if replaced else original.resolve(artifact.path))
     sets = manifest.all_payloads()
     payloads = [original.resolve(s.payload) for s in sets]
     references = [original.resolve(s.reference) for s in sets if s.reference]

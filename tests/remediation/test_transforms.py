@@ -26,7 +26,8 @@ def _failing(tmp_path: Path, model: onnx.ModelProto, *reports: Report) -> Failin
 def test_opset_and_ir_findings_propose_rewrites_to_the_failing_releases_limits(tmp_path: Path) -> None:
     failing = _failing(tmp_path, conv_model(21, 10),
                        _report("ort-1.16/cpu/ort-cpu", Status.FAIL, "loadability.ir_version_unsupported"),
-                       _report("ort-1.17/cpu/ort-cpu", Status.FAIL, "opset_support.opset_too_new", "onnxruntime 1.17.3"))
+                       _report("ort-1.17/cpu/ort-cpu", Status.FAIL, "opset_support.opset_too_new",
+                               "onnxruntime 1.17.3"))
     ids = [c.id for c in propose(failing)]
     # ort 1.16 accepts IR 9 / opset 19 (the lower of the two releases), then the fallback IR 8 / opset 17.
     assert ids == ["ir-rewrite-9", "ir-rewrite-8", "opset-down-19", "opset-down-17"]
@@ -50,5 +51,6 @@ def test_named_transforms_are_tried_whatever_the_findings(tmp_path: Path) -> Non
 
 
 def test_only_fail_reports_are_remediated() -> None:
-    reports = [_report("a/b/c", Status.FAIL, "loadability.load_failed"), _report("a/b/d", Status.ERROR, "probe.crashed")]
+    reports = [_report("a/b/c", Status.FAIL, "loadability.load_failed"),
+               _report("a/b/d", Status.ERROR, "probe.crashed")]
     assert failing_reports(reports) == reports[:1]

@@ -18,12 +18,15 @@ def _r(cell: str, validator: str, status: Status, code: str | None = None) -> Re
                   validator=validator, validator_version="1", status=status, findings=findings)
 
 
+OPSET = "loadability.opset_unsupported"
+
+
 def _candidate() -> Candidate:
     return Candidate("opset-down", "ai.onnx opset 19", "code", lambda out: None)
 
 
 def test_a_fix_that_breaks_a_passing_cell_is_rejected_with_that_reason_first() -> None:
-    original = {("old/cpu/b", "loadability"): _r("old/cpu/b", "loadability", Status.FAIL, "loadability.opset_unsupported"),
+    original = {("old/cpu/b", "loadability"): _r("old/cpu/b", "loadability", Status.FAIL, OPSET),
                 ("new/cpu/b", "numerical_parity"): _r("new/cpu/b", "numerical_parity", Status.PASS)}
     new = [_r("old/cpu/b", "loadability", Status.PASS),
            _r("new/cpu/b", "numerical_parity", Status.FAIL, "numerical_parity.tolerance_exceeded")]
@@ -34,7 +37,7 @@ def test_a_fix_that_breaks_a_passing_cell_is_rejected_with_that_reason_first() -
 
 
 def test_a_fix_that_passes_the_targets_and_keeps_the_rest_is_verified() -> None:
-    original = {("old/cpu/b", "loadability"): _r("old/cpu/b", "loadability", Status.FAIL, "loadability.opset_unsupported"),
+    original = {("old/cpu/b", "loadability"): _r("old/cpu/b", "loadability", Status.FAIL, OPSET),
                 ("new/cpu/b", "loadability"): _r("new/cpu/b", "loadability", Status.PASS)}
     new = [_r("old/cpu/b", "loadability", Status.PASS), _r("new/cpu/b", "loadability", Status.WARN)]
     verdict = judge(Verdict(_candidate()), original, {"old/cpu/b"}, new)

@@ -26,7 +26,8 @@ def conv_model(opset: int, ir: int, *, activation: str = "Relu") -> onnx.ModelPr
              helper.make_node(activation, ["c"], ["a"]),
              helper.make_node("Flatten", ["a"], ["f"], axis=1),
              helper.make_node("Gemm", ["f", "g", "gb"], ["y"])]
-    graph = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+    graph = helper.make_graph(nodes, "convnet",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir)
     onnx.checker.check_model(model, full_check=True)
