@@ -12,6 +12,7 @@ import typer
 
 from modelcompat.cli.console import console, err_console
 from modelcompat.cli.options import StoreOption, open_store
+from modelcompat.errors import InputError
 
 STORE_FOLDER = "localisations"
 
@@ -44,6 +45,13 @@ def print_localisation(doc: dict[str, Any]) -> None:
     for output, steps in doc.get("paths", {}).items():
         console.print(f"path to output {output}: " + " -> ".join(s["node"] for s in steps), highlight=False,
                       soft_wrap=True)
+    reduced = doc.get("reduce")
+    if reduced and "nodes" in reduced:
+        console.print(f"reduced to {len(reduced['nodes'])} node(s) ({', '.join(reduced['nodes'])}) failing with "
+                      f"{reduced['code']}; smallest passing neighbour: {reduced['passing_nodes'] or '-'}; "
+                      f"repro bundle: {reduced['out']} (python repro.py)", highlight=False, soft_wrap=True)
+    elif reduced:
+        console.print(reduced["note"], highlight=False, soft_wrap=True)
 
 
 def localise(
@@ -57,6 +65,10 @@ def localise(
     model: Annotated[Path | None, typer.Option("--model", help="The run's package folder (default: found by the run's "
                                                "model sha256 among the demo, registered and `check` packages).")] = None,
     matrix: Annotated[Path | None, typer.Option("--matrix", help="The run's matrix (default: the path the run recorded).")] = None,
+    reduce: Annotated[bool, typer.Option("--reduce", help="Shrink to a minimal subgraph that still fails with the same "
+                                         "finding code and write a repro bundle to --out.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="(--reduce) the repro bundle's folder: model.onnx, "
+                                             "test_data_set_0/, requirements.lock, repro.py, passing/.")] = None,
     store: StoreOption = None,
 ) -> None:
     """Find the first node, in topological order, whose output diverges beyond the cell's tolerance between the
@@ -72,6 +84,10 @@ def localise(
     from modelcompat.execution.run_inputs import failing_parity, find_package, run_cell, run_cells
     from modelcompat.files.atomic import write_text
 
+    if reduce and out is None:
+        raise InputError("--reduce needs a folder for the repro bundle", field="--out", fix="add --out DIR")
+    if out is not None and not reduce:
+        raise InputError("--out is where --reduce writes its bundle", field="--out", fix="add --reduce, or drop --out")
     store_ = open_store(store)
     record = store_.require_run(run_id)  # an unknown run: RunNotFoundError, exit 2
     failing_parity(store_.load_reports(run_id), run_id, cell)
@@ -84,6 +100,8 @@ def localise(
         left = cell_side(left_cell, package, work)
         right = reference_side(package) if right_cell is None else cell_side(right_cell, package, work)
         doc = run_localise(package, left, right, work / "scan", batch=batch)
+        if reduce and out is not None:
+            doc["reduce"] = _reduce(package, left, right, doc, work / "reduce", out)
     doc["run_id"] = run_id
     text = json.dumps(doc, indent=2)
     # Documents in the store are immutable: one per localisation, the newest per cell is the one linked.
@@ -93,6 +111,22 @@ def localise(
     if json_path is not None:
         write_text(json_path, json.dumps(doc, indent=2))
         err_console.print(f"localisation written to {json_path}", highlight=False)
+
+
+def _reduce(package: Any, left: Any, right: Any, doc: dict[str, Any], work: Path, out: Path) -> dict[str, Any]:
+    from modelcompat.execution.reduce import finding_code
+    from modelcompat.execution.reduce import reduce as run_reduce
+    from modelcompat.execution.repro_bundle import write_bundle
+
+    if not doc["found"]:
+        return {"note": "nothing was localised, so nothing to reduce"}
+    target = finding_code(doc["node"]["outputs"])
+    result = run_reduce(package, left, right, doc["node"]["name"], target, work)
+    if result["failing"] is None:
+        return {"note": f"no subgraph ending at {doc['node']['name']}, fed the other side's values, fails with "
+                        f"{target}: the divergence needs the graph around it", "steps": result["steps"]}
+    return write_bundle(out, result["failing"], result["passing"], left, right, target,
+                        {"runs": result["runs"], "steps": result["steps"], "target": target})
 
 
 def _slug(cell_id: str) -> str:

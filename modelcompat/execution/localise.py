@@ -10,7 +10,7 @@ says so rather than naming a node).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from modelcompat.model.package import ModelPackage
 from modelcompat.model.precision import convert_onnx, needs_conversion
 from modelcompat.model.values import load_values
 from modelcompat.probe.launcher import ProbeSession
-from modelcompat.runtime.environments import provision
+from modelcompat.runtime.environments import RuntimeEnv, provision, resolved_versions
 from modelcompat.validators.numerical_parity import effective_precision, tolerance_for
 
 REFERENCE = "reference"
@@ -38,6 +38,7 @@ class Side:
     backend: dict[str, Any]
     model: Path
     precision: str
+    lock: dict[str, str] = field(default_factory=dict)  # the environment's resolved package versions
 
 
 def cell_side(cell: Cell, package: ModelPackage, workdir: Path, env_cache: Path | None = None) -> Side:
@@ -53,7 +54,8 @@ def cell_side(cell: Cell, package: ModelPackage, workdir: Path, env_cache: Path 
     if needs_conversion(cell.runtime.kind, artifact.format, cell.backend.precision):
         model = convert_onnx(model, cell.backend.precision, workdir / "precision" / cell.backend.precision)
     env = provision(cell.runtime, env_cache)
-    return Side(cell.id, str(env.python), cell.backend.model_dump(mode="json"), model, cell.backend.precision)
+    return Side(cell.id, str(env.python), cell.backend.model_dump(mode="json"), model, cell.backend.precision,
+                resolved_versions(env))
 
 
 def reference_side(package: ModelPackage) -> Side:
@@ -64,7 +66,9 @@ def reference_side(package: ModelPackage) -> Side:
 
         raise InputError("the package has no ONNX artifact to compute the reference's intermediates from",
                          field="--against", fix="compare with another cell of the run (--against CELL)")
-    return Side(REFERENCE, sys.executable, {"provider": "CPUExecutionProvider"}, package.resolve(artifact.path), "fp32")
+    host = RuntimeEnv(REFERENCE, Path(sys.executable), "", "host", 0.0, True)
+    return Side(REFERENCE, sys.executable, {"provider": "CPUExecutionProvider"}, package.resolve(artifact.path), "fp32",
+                resolved_versions(host))
 
 
 def tensor_stats(actual: Any, expected: Any, atol: float, rtol: float) -> dict[str, Any]:
@@ -111,6 +115,15 @@ class _Pair:
         for probe in self.probes:
             probe.close()
 
+    def run_model(self, index: int, model: Path, inputs: Path) -> dict[str, Any]:
+        """One side's outputs of another model (a subgraph) on the values in `inputs`."""
+        out = self.workdir / f"values-{index}.npz"
+        self.probes[index].request("load", artifact=str(model), format="onnx", backend=self.sides[index].backend)
+        self.probes[index].request("run", inputs=str(inputs), outputs=str(out))
+        values = load_values(out)
+        out.unlink()
+        return values
+
     def run(self, names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Each side's values of the graph outputs and of `names`; the files are removed once read."""
         self.runs += 1
@@ -126,6 +139,19 @@ class _Pair:
         return values[0], values[1]
 
 
+def comparer(package: ModelPackage, left: Side, right: Side) -> Any:
+    """`compare(name, actual, expected)` -> stats at the tolerance numerical_parity grades the cell with: the
+    manifest's, raised to the floor of the lower precision of the two sides or of the tensor's dtype."""
+    lowest = max(left.precision, right.precision, key=_PRECISIONS.index)
+
+    def compare(name: str, a: Any, b: Any) -> dict[str, Any]:
+        precision = effective_precision(lowest, str(getattr(a, "dtype", "")))
+        tol, _ = tolerance_for(package.manifest, name, precision)
+        stats = tensor_stats(a, b, tol.atol, tol.rtol)
+        return {**stats, "atol": tol.atol, "rtol": tol.rtol, "dtype": str(getattr(a, "dtype", "?"))}
+    return compare
+
+
 def localise(package: ModelPackage, left: Side, right: Side, workdir: Path, *, batch: int = 16,
              timeout_s: float = 600.0) -> dict[str, Any]:
     """The first diverging node between `left` (the cell) and `right`, as a JSON-ready document.
@@ -137,17 +163,7 @@ def localise(package: ModelPackage, left: Side, right: Side, workdir: Path, *, b
     payload = package.resolve(manifest.payload)
     workdir.mkdir(parents=True, exist_ok=True)
     pair = _Pair(left, right, payload, workdir, timeout_s)
-    lowest = max(left.precision, right.precision, key=_PRECISIONS.index)  # the tolerance of the lower one
-
-    def tolerance(name: str, value: Any) -> tuple[float, float]:
-        precision = effective_precision(lowest, str(getattr(value, "dtype", "")))
-        tol, _ = tolerance_for(manifest, name, precision)
-        return tol.atol, tol.rtol
-
-    def compare(name: str, a: Any, b: Any) -> dict[str, Any]:
-        atol, rtol = tolerance(name, a)
-        stats = tensor_stats(a, b, atol, rtol)
-        return {**stats, "atol": atol, "rtol": rtol, "dtype": str(getattr(a, "dtype", "?"))}
+    compare = comparer(package, left, right)
 
     try:
         a, b = pair.run([])
@@ -186,6 +202,8 @@ def localise(package: ModelPackage, left: Side, right: Side, workdir: Path, *, b
                     first = node
             del a, b
             pending = []
+        if first is not None and not _confirmed(first, comparable, pair, compare):
+            first = None  # it diverged only with its inputs unmarked: a fusion through them, found below
         if first is None:
             # Marking a batch kept onnxruntime from fusing across the marked tensors, and unfused nothing diverges:
             # mark one node's outputs at a time, which leaves a fusion whose output that is intact.
@@ -214,6 +232,22 @@ def localise(package: ModelPackage, left: Side, right: Side, workdir: Path, *, b
         return _finish(doc, pair, len(seen))
     finally:
         pair.close()
+
+
+def _confirmed(node: Any, comparable: set[str], pair: _Pair, compare: Any) -> bool:
+    """Whether `node` still diverges, from inputs that do not, with its inputs and outputs marked in one run.
+
+    Its inputs may have been compared in an earlier batch, where marking other tensors kept onnxruntime from
+    fusing the nodes before it; if they diverge once only they are marked, the first divergence is a fusion's.
+    """
+    inputs = [t for t in node.inputs if t in comparable]
+    outputs = [t for t in node.outputs if t in comparable]
+    if not inputs:
+        return True
+    a, b = pair.run(inputs + outputs)
+    inputs_diverge = any(compare(t, a[t], b[t])["diverged"] for t in inputs if t in a and t in b)
+    output_diverges = any(compare(t, a[t], b[t])["diverged"] for t in outputs if t in a and t in b)
+    return output_diverges and not inputs_diverge
 
 
 def _finish(doc: dict[str, Any], pair: _Pair, compared: int) -> dict[str, Any]:

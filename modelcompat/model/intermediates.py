@@ -6,6 +6,7 @@ run holds a batch of intermediates, not the whole activation set.
 """
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +27,38 @@ class GraphNode:
     outputs: tuple[str, ...]
 
 
+def _topological(nodes: list[GraphNode]) -> list[GraphNode]:
+    """`nodes` in topological order, stored order among the ready ones. ONNX asks for sorted graphs, but
+    onnxruntime does not, and converters (fp16's input Casts) append nodes that run first."""
+    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
+    waiting = [len({producer[t] for t in n.inputs if t in producer}) for n in nodes]
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for p in {producer[t] for t in n.inputs if t in producer}:
+            users.setdefault(p, []).append(i)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users.get(i, []):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    order += [i for i in range(len(nodes)) if i not in set(order)]  # a cycle (invalid graph): kept as stored
+    return [nodes[i] for i in order]
+
+
 class Intermediates:
     """A model's top-level graph, read once (weights included: marked copies must carry them)."""
 
     def __init__(self, path: str | Path) -> None:
         self.model = onnx.load(str(path))
         graph = self.model.graph
-        self.nodes = [GraphNode(name, n.op_type, n.domain or "ai.onnx", tuple(n.input), tuple(o for o in n.output if o))
-                      for name, n in zip(node_names(graph), graph.node)]
+        stored = [GraphNode(name, n.op_type, n.domain or "ai.onnx", tuple(n.input), tuple(o for o in n.output if o))
+                  for name, n in zip(node_names(graph), graph.node)]
+        self.nodes = _topological(stored)
         self.graph_inputs = [i.name for i in graph.input]
         self.graph_outputs = [o.name for o in graph.output]
         self.weights = {i.name for i in graph.initializer}

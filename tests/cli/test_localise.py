@@ -3,6 +3,9 @@ and bad input (unknown run, unknown cell, a cell whose parity passed) as exit 2 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +55,40 @@ def test_bad_input_exits_2_saying_what_is_valid(fp16_run, invoke, args, said):
     args = [a.replace("{run}", run_id) for a in args]
     code, _, stderr = invoke("localise", *args, "--model", str(package.root), "--store", store.uri)
     assert code == 2 and said in " ".join(stderr.split()) and "Traceback" not in stderr
+
+
+def test_reduce_writes_a_bundle_whose_script_fails_the_same_way_in_the_cells_clean_venv(demo_package, tmp_path,
+                                                                                          invoke):
+    """onnxruntime 1.16.3 against 1.31.1: LayerNormalization alone, fed 1.31.1's input, gives NaN on 1.16.3; the
+    bundle's repro.py, run by the 1.16.3 venv's interpreter (onnxruntime and numpy only), fails with that code."""
+    old, new = "ort-1.16/cpu/ort-cpu", "host-ort/cpu/ort-cpu"
+    package = localmodels.package_of(demo_package, tmp_path / "pkg", localmodels.layer_norm(), 1e-2, (5e-2, 1e-2))
+    store, run_id, statuses = localmodels.stored_run(tmp_path / "store", package, [new, old], tmp_path / "m.yaml")
+    assert statuses[old].value == "fail" and statuses[new].value == "pass"
+    out = tmp_path / "bundle"
+    code, stdout, stderr = invoke("localise", run_id, "--cell", old, "--against", new, "--model", str(package.root),
+                                  "--reduce", "--out", str(out), "--store", store.uri)
+    assert code == 0, stderr
+    assert "reduced to 1 node(s) (layer_norm) failing with numerical_parity.non_finite" in " ".join(stdout.split())
+    assert (out / "model.onnx").is_file() and (out / "test_data_set_0" / "input_0.pb").is_file()
+    assert (out / "test_data_set_0" / "output_0.pb").is_file()
+    assert "onnxruntime==1.16.3" in (out / "requirements.lock").read_text().splitlines()
+    venv_python = localmodels.cell_python(tmp_path / "m.yaml", old)
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    no_modelcompat = subprocess.run([venv_python, "-I", "-c", "import modelcompat"], capture_output=True, env=clean)
+    assert no_modelcompat.returncode != 0  # a clean venv: onnxruntime 1.16.3 and numpy, no modelcompat, no onnx
+    repro = subprocess.run([venv_python, "-I", str(out / "repro.py")], capture_output=True, text=True, env=clean,
+                           cwd=tmp_path, timeout=120)
+    assert repro.returncode == 1, repro.stderr
+    assert "onnxruntime 1.16.3" in repro.stdout and "FAIL numerical_parity.non_finite" in repro.stdout
+    # the newest release passes the same bundle: the failure is the old release's kernel
+    host = subprocess.run([sys.executable, str(out / "repro.py")], capture_output=True, text=True, timeout=120)
+    assert host.returncode == 0 and "pass" in host.stdout
+
+
+def test_reduce_needs_out_and_out_needs_reduce(fp16_run, invoke, tmp_path):
+    store, run_id, package = fp16_run
+    code, _, stderr = invoke("localise", run_id, "--cell", FP16, "--reduce", "--store", store.uri)
+    assert code == 2 and "--out" in stderr
+    code, _, stderr = invoke("localise", run_id, "--cell", FP16, "--out", str(tmp_path), "--store", store.uri)
+    assert code == 2 and "--reduce" in stderr

@@ -132,3 +132,11 @@ def stored_run(store_dir: Path, package: ModelPackage, cell_ids: list[str], matr
                                model_sha256=package.primary_sha256, verdict="fail", started_at=start,
                                finished_at=start + timedelta(seconds=5)), reports)
     return store, run_id, {r.cell: r.status for r in reports}
+
+
+def cell_python(matrix_path: Path, cell_id: str) -> str:
+    """The interpreter of a cell's runtime environment (its venv, built if needed)."""
+    from modelcompat.runtime.environments import provision
+
+    cell = next(c for c in load_matrix(matrix_path).cells if c.id == cell_id)
+    return str(provision(cell.runtime).python)
