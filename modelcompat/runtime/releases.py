@@ -25,7 +25,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from modelcompat import settings
 from modelcompat.errors import ModelcompatError
@@ -195,11 +195,3 @@ def requirements_for(project: str, version: str) -> tuple[str, ...]:
 def sort_key(version: str) -> Version:
     """A release's place in release order (raises InvalidVersion for text that is no version)."""
     return Version(version)
-
-
-def is_version(text: str) -> bool:
-    try:
-        Version(text)
-    except InvalidVersion:
-        return False
-    return True

@@ -57,6 +57,7 @@ def test_bad_input_is_an_error_with_exit_2(cli, packages, tmp_path: Path, args: 
     proc = cli("range", str(packages["add21"]), *args, env={"MODELCOMPAT_HOME": str(tmp_path / "home")})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "home" / "store" / "ranges").exists()  # nothing probed, nothing stored
 
 
 def test_a_folder_that_is_no_package_is_exit_2(cli, tmp_path: Path) -> None:
