@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +12,6 @@ import typer
 from modelcompat.cli.console import console, err_console
 from modelcompat.cli.options import StoreOption, open_store
 from modelcompat.errors import InputError
-
-STORE_FOLDER = "localisations"
-
 
 def _fmt(stats: dict[str, Any] | None) -> str:
     if not stats:
@@ -81,6 +77,7 @@ def localise(
     """
     from modelcompat.execution.localise import REFERENCE, cell_side, reference_side
     from modelcompat.execution.localise import localise as run_localise
+    from modelcompat.execution.localise_records import publish
     from modelcompat.execution.run_inputs import failing_parity, find_package, run_cell, run_cells
     from modelcompat.files.atomic import write_text
 
@@ -103,10 +100,7 @@ def localise(
         if reduce and out is not None:
             doc["reduce"] = _reduce(package, left, right, doc, work / "reduce", out)
     doc["run_id"] = run_id
-    text = json.dumps(doc, indent=2)
-    # Documents in the store are immutable: one per localisation, the newest per cell is the one linked.
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    doc["stored_at"] = store_.publish_file(f"{STORE_FOLDER}/{run_id}/{_slug(cell)}--{stamp}.json", text.encode())
+    doc["stored_at"] = publish(store_, run_id, doc)  # `modelcompat report RUN_ID` links it
     print_localisation(doc)
     if json_path is not None:
         write_text(json_path, json.dumps(doc, indent=2))
@@ -128,6 +122,3 @@ def _reduce(package: Any, left: Any, right: Any, doc: dict[str, Any], work: Path
     return write_bundle(out, result["failing"], result["passing"], left, right, target,
                         {"runs": result["runs"], "steps": result["steps"], "target": target})
 
-
-def _slug(cell_id: str) -> str:
-    return cell_id.replace("/", "__")

@@ -58,6 +58,11 @@ def report(
     from modelcompat.remediation.records import annotate, stored_fixes
 
     summary = annotate(summary, stored_fixes(store_, run_id))  # fixes `modelcompat remediate` verified
+    from modelcompat.execution.localise_records import stored as stored_localisations
+    from modelcompat.render.localisation import annotate as link_localisations
+
+    localisations = stored_localisations(store_, run_id)  # `modelcompat localise` results: linked from parity
+    summary = link_localisations(summary, localisations)
     if format == "json":
         text = summary.to_json_text()
     elif format == "md":
@@ -77,7 +82,7 @@ def report(
         hist = hist[hist["metric"].isin(KEY_METRICS)]
         from modelcompat.ranges.records import latest_ranges
 
-        text = render_html(summary, hist, latest_ranges(store_, summary.model.name))
+        text = render_html(summary, hist, latest_ranges(store_, summary.model.name), localisations)
     if out is None:
         sys.stdout.write(text)
         return

@@ -42,6 +42,7 @@ td.hm.sev-critical{box-shadow:inset 0 0 0 4px #7a0010} td.hm.cached{opacity:.75}
 .plots{display:flex;flex-wrap:wrap;gap:18px} figure{margin:0;border:1px solid #e3e6eb;border-radius:6px;padding:8px}
 figcaption{font-weight:600;font-size:13px;margin-bottom:4px} .muted{color:#8a919c}
 table.list td:nth-child(2) code{white-space:nowrap}
+h3{font-size:15px;margin:18px 0 6px}
 """
 
 
@@ -226,9 +227,12 @@ def _ranges(ranges: list[RangeRecord] | None) -> str:
 
 
 def render_html(summary: RunSummary, history: pd.DataFrame | None = None,
-                ranges: list[RangeRecord] | None = None) -> str:
+                ranges: list[RangeRecord] | None = None, localisations: list[dict[str, Any]] | None = None) -> str:
     """The report page. ``history``: :func:`modelcompat.baseline.trends.metric_history` rows for the trend plots;
-    ``ranges``: the model's stored compatibility ranges (`modelcompat range`), one section row per runtime."""
+    ``ranges``: the model's stored compatibility ranges (`modelcompat range`), one section row per runtime;
+    ``localisations``: the run's stored `modelcompat localise` results, drawn as per-node error along the path."""
+    from modelcompat.render.localisation import html_section
+
     model, verdict = summary.model, summary.verdict.value
     counts = " · ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
     code_version = summary.code_version if isinstance(summary, StoredRunSummary) else ""
@@ -245,7 +249,7 @@ def render_html(summary: RunSummary, history: pd.DataFrame | None = None,
 <section><h2>Regressions</h2>{_regressions(summary)}</section>
 <section><h2>Matrix</h2>{_heatmap(summary)}</section>
 <section><h2>Findings</h2>{_problems(summary)}</section>
-<section><h2>Trends</h2>{_trends(history, run_id, summary.baseline_run_id)}</section>
+{html_section(localisations or [])}<section><h2>Trends</h2>{_trends(history, run_id, summary.baseline_run_id)}</section>
 {_ranges(ranges)}<footer class="meta"><p>modelcompat {_e(code_version)} · self-contained report, no external assets.</p></footer>
 </body></html>
 """

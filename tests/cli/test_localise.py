@@ -33,8 +33,8 @@ def test_localise_names_the_first_diverging_node_and_keeps_the_result(fp16_run, 
     assert "inputs already diverged: no" in stdout and "path to output probabilities: square -> shrink" in stdout
     doc = json.loads(out.read_text())
     assert doc["node"]["name"] == "square" and doc["against"] == "reference" and doc["run_id"] == run_id
-    (kept,) = store.list_files(f"localisations/{run_id}", ".json")
-    assert json.loads(store.read_file(kept))["node"]["name"] == "square"
+    kept = store.list_files(f"localisations/{run_id}", ".json")
+    assert kept and json.loads(store.read_file(kept[-1]))["node"]["name"] == "square"
 
 
 def test_against_another_cell_of_the_run(fp16_run, invoke):
@@ -92,3 +92,20 @@ def test_reduce_needs_out_and_out_needs_reduce(fp16_run, invoke, tmp_path):
     assert code == 2 and "--out" in stderr
     code, _, stderr = invoke("localise", run_id, "--cell", FP16, "--out", str(tmp_path), "--store", store.uri)
     assert code == 2 and "--reduce" in stderr
+
+
+def test_the_report_links_and_draws_the_localisation(fp16_run, invoke, tmp_path):
+    store, run_id, package = fp16_run
+    code, _, stderr = invoke("localise", run_id, "--cell", FP16, "--model", str(package.root), "--store", store.uri)
+    assert code == 0, stderr
+    code, out, _ = invoke("report", run_id, "--format", "json", "--store", store.uri)
+    parity = next(r for r in json.loads(out)["reports"] if r["cell"] == FP16 and r["validator"] == "numerical_parity")
+    linked = [f["remediation"] for f in parity["findings"] if f["severity"] == "error"]
+    assert linked and all(r.startswith("localised: first diverging node square (ai.onnx::Mul) against reference; "
+                                       "details: ") and "localisations" in r for r in linked)
+    page = tmp_path / "report.html"
+    assert invoke("report", run_id, "--format", "html", "--out", str(page), "--store", store.uri)[0] == 0
+    text = page.read_text()
+    assert '<section id="localised">' in text and "first diverging node <b>square</b>" in text
+    # one bar per compared node on the path square -> shrink -> ... -> the output; the first ones diverged (red)
+    assert text.count('class="node-error"') >= 3 and 'fill="#d64541"><title>square (Mul): max abs' in text
