@@ -38,7 +38,7 @@ def _pct(value: Any) -> float | None:
 
 class Latency(Validator):
     name = "latency"
-    version = "2"
+    version = "3"  # 3: a p95 over budget on a shared machine whose median met it is inconclusive (warn)
     description = ("Load time, p50/p90/p95/p99 latency and throughput at 1 and N concurrent requests, each "
                    "measured until it is within a target precision or a time budget runs out, alone on the "
                    "machine (exclusive timing lock), against the manifest's budgets.")
@@ -112,12 +112,28 @@ def _budget_findings(ctx: ValidationContext, metrics: dict[str, float]) -> list[
         if budget is None or observed is None or observed <= budget:
             continue
         budget_name = "peak_memory_mb" if metric == "peak_rss_mb" else metric
+        message = f"{metric} is {observed:.4g} {unit}, over the budget {budget_name} ≤ {budget:g} {unit} on {ctx.cell.id}"
+        if metric == "p95_latency_ms" and _contended(metrics, budget):
+            other = metrics["other_cpu_pct"]
+            findings.append(Finding(
+                code="latency.budget_inconclusive", severity=Severity.WARN, step="bench",
+                message=f"{message}, but its median ({metrics['p50_latency_ms']:.4g} ms) is within it and other "
+                        f"processes used {other:.0f} % of the machine's CPU meanwhile: the tail may be theirs",
+                observed=f"{metric}={observed:.6g}; other_cpu_pct={other:.3g}", expected=f"{budget_name}<={budget:g}",
+                remediation="re-run on a quiet worker (nothing else running) to decide; if it is still over, " + fix))
+            continue
         findings.append(Finding(
-            code="latency.budget_exceeded", severity=Severity.ERROR, step="bench",
-            message=f"{metric} is {observed:.4g} {unit}, over the budget {budget_name} ≤ {budget:g} {unit} "
-                    f"on {ctx.cell.id}",
+            code="latency.budget_exceeded", severity=Severity.ERROR, step="bench", message=message,
             observed=f"{metric}={observed:.6g}", expected=f"{budget_name}<={budget:g}", remediation=fix))
     return findings
+
+
+def _contended(metrics: dict[str, float], budget: float) -> bool:
+    """A p95 over budget that other processes may have caused: the median run met the budget, and others used a
+    share of the CPU that can explain a tail (a busy CI box must not fail a model its quiet fleet serves in
+    time). A median over the budget is the model's own: that stays a fail however busy the machine was."""
+    other = metrics.get("other_cpu_pct")
+    return other is not None and other >= OTHER_CPU_NOTE_PCT and metrics["p50_latency_ms"] <= budget
 
 
 # Findings about the measurement, not the model, are `info`: a `warn` would turn the check's status to warn,

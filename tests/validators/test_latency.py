@@ -37,7 +37,7 @@ def _private_timing_lock(tmp_path, monkeypatch):
 def test_params_defaults_and_the_contract() -> None:
     params = LatencyParams()
     assert (params.time_budget_s, params.precision, params.confidence, params.concurrency) == (10.0, 0.02, 0.95, None)
-    assert Latency.timed and Latency.version == "2"
+    assert Latency.timed and Latency.version == "3"
     with pytest.raises(ValueError):
         LatencyParams(iterations=200)  # the old fixed-count design's params are refused, not ignored
     with pytest.raises(ValueError):
@@ -48,7 +48,8 @@ def test_params_defaults_and_the_contract() -> None:
 def test_latency_metrics_on_the_demo(demo_package, cell) -> None:
     report = run(demo_package, cell, ("latency",), params={"latency": FAST})["latency"]
     m = report.metrics
-    assert report.status.value in ("pass", "fail"), report.findings  # a slow CI box may miss the 50 ms budget
+    # a slow CI box may miss the 50 ms budget (fail), or a busy one only in the tail (warn: inconclusive)
+    assert report.status.value in ("pass", "warn", "fail"), report.findings
     assert 0 < m["p50_latency_ms"] <= m["p90_latency_ms"] <= m["p95_latency_ms"] <= m["p99_latency_ms"]
     assert m["samples"] >= 1 and m["latency_cv"] >= 0 and m["mean_latency_ms"] > 0
     assert m["precision_reached"] in (0.0, 1.0) and m["measure_time_s"] > 0 and m["warmup_runs"] >= 1
@@ -59,7 +60,8 @@ def test_latency_metrics_on_the_demo(demo_package, cell) -> None:
     # what else ran: nothing of ours held the timing lock meanwhile; the machine's other CPU use is measured
     assert m["lock_other_holders"] == 0 and m["lock_wait_s"] >= 0 and 0 <= m["other_cpu_pct"] <= 100
     # the measurement's own notes never change the check's status (info)
-    assert {f.severity.value for f in report.findings if f.code != "latency.budget_exceeded"} <= {"info"}
+    assert {f.severity.value for f in report.findings
+            if f.code not in ("latency.budget_exceeded", "latency.budget_inconclusive")} <= {"info"}
 
 
 def test_a_stable_model_stops_on_precision_and_reports_it(demo_package) -> None:
@@ -213,3 +215,23 @@ def test_p50_agrees_with_a_bare_onnxruntime_loop(demo_package, _private_timing_l
         if 0.5 <= ratios[-1] <= 2.0:
             break
     assert any(0.5 <= r <= 2.0 for r in ratios), ratios
+
+
+@pytest.mark.parametrize(("p50", "other", "code"), [
+    (5.0, 90.0, "latency.budget_inconclusive"),  # the median met the budget, the machine was busy: the tail may be theirs
+    (5.0, 3.0, "latency.budget_exceeded"),  # a quiet machine: the tail is the model's
+    (60.0, 90.0, "latency.budget_exceeded"),  # the median itself is over: no load excuses it
+], ids=["busy, median within", "quiet", "busy, median over"])
+def test_a_p95_over_budget_on_a_busy_machine_is_inconclusive_only_when_the_median_met_it(p50, other, code) -> None:
+    from types import SimpleNamespace
+
+    from modelcompat.validators.latency import _budget_findings
+
+    ctx = SimpleNamespace(package=SimpleNamespace(manifest=SimpleNamespace(
+        budgets=SimpleNamespace(p95_latency_ms=50.0, peak_memory_mb=None))), cell=HOST_ORT)
+    (finding,) = _budget_findings(ctx, {"p50_latency_ms": p50, "p95_latency_ms": 80.0, "other_cpu_pct": other})
+    assert finding.code == code
+    assert finding.severity.value == ("warn" if code.endswith("inconclusive") else "error")
+    assert "80 ms, over the budget p95_latency_ms ≤ 50 ms" in finding.message
+    if code.endswith("inconclusive"):
+        assert "quiet worker" in finding.remediation and "other_cpu_pct=90" in finding.observed
