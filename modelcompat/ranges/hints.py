@@ -20,6 +20,10 @@ from modelcompat.store import Store
 # Findings an upgrade of the runtime can fix: what the runtime refuses to load or run.
 UPGRADABLE = ("loadability.", "opset_support.", "operator_coverage.")
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)")
+# The advice as `advice` writes it, so a reused report (already quoted when its run finished) is re-quoted with
+# the newest range instead of twice.
+_QUOTED = re.compile(r"^use onnxruntime>=\S+: the stored compatibility range of this artifact is .*?"
+                     r"\(`modelcompat range`, [\d-]+\)(?:; this cell runs \S+)?(?:; |$)")
 
 
 def _version(text: str | None) -> Version | None:
@@ -62,8 +66,13 @@ def quote_ranges(store: Store, model: str, reports: list[Report]) -> list[Report
             out.append(report)  # no range, or the cell already runs a release inside it: not an upgrade matter
             continue
         text = advice(record, current)
-        findings = tuple(f.model_copy(update={"remediation": f"{text}; {f.remediation}" if f.remediation else text})
+        findings = tuple(f.model_copy(update={"remediation": _quoted(text, f.remediation)})
                          if f.severity == Severity.ERROR and f.code.startswith(UPGRADABLE) else f
                          for f in report.findings)
         out.append(report.model_copy(update={"findings": findings}))
     return out
+
+
+def _quoted(text: str, remediation: str | None) -> str:
+    rest = _QUOTED.sub("", remediation or "")
+    return f"{text}; {rest}" if rest else text

@@ -37,6 +37,12 @@ def test_the_lower_bound_is_quoted_for_an_older_release_of_the_same_artifact(tmp
     assert quoted.findings[0].remediation == (
         "use onnxruntime>=1.18.0: the stored compatibility range of this artifact is onnxruntime >=1.18.0, "
         "<=1.31.1 (holes: none) (`modelcompat range`, 2026-12-05); this cell runs 1.16.3; re-export at opset 19")
+    assert quote_ranges(store, "m", [quoted]) == [quoted]  # a reused report is quoted once, not twice
+    save_range(store, _range(min="1.17.3", created_at="2026-12-06T00:00:00.000000+00:00"))
+    [newer] = quote_ranges(store, "m", [quoted])
+    assert newer.findings[0].remediation.startswith("use onnxruntime>=1.17.3: ")
+    assert newer.findings[0].remediation.endswith("this cell runs 1.16.3; re-export at opset 19")
+    assert newer.findings[0].remediation.count("modelcompat range") == 1
     unchanged = [_report(sha="sha-b"),  # another artifact: its range is not this one's
                  _report(version="onnxruntime 1.18.1"),  # already inside the range: not an upgrade matter
                  _report(status=Status.PASS),
