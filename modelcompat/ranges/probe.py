@@ -99,6 +99,10 @@ def summarize(version: str, key: str, reports: list[Report] | tuple[Report, ...]
     """The release's status (fail over error over warn over pass; skipped checks do not count) and first finding."""
     statuses = {r.status for r in reports}
     status = next((s for s in (Status.FAIL, Status.ERROR, Status.WARN) if s in statuses), Status.PASS)
+    if statuses <= {Status.SKIPPED}:
+        # Nothing ran (every check not applicable): no evidence the release works, so it is not in the range.
+        return Probe(version, Status.SKIPPED.value, "every check was skipped: nothing ran on this release", key,
+                     tuple(reports), reused)
     finding = None
     if status in (Status.FAIL, Status.ERROR):
         report = next(r for r in reports if r.status == status)

@@ -49,6 +49,8 @@ def test_status_is_fail_over_error_over_warn_and_skipped_does_not_count() -> Non
     errored = summarize("1", "k", [_report("a", Status.ERROR, (crash,)), _report("b", Status.WARN)])
     assert (errored.status, errored.ok, errored.finding) == ("error", False, "probe.crashed, SIGSEGV")
     assert summarize("1", "k", [_report("a", Status.ERROR), _report("b", Status.FAIL)]).status == "fail"
+    nothing = summarize("1", "k", [_report("a", Status.SKIPPED)])
+    assert (nothing.status, nothing.ok) == ("skipped", False)  # no check ran: no evidence the release works
 
 
 def test_describe_reads_the_runtime_s_words() -> None:

@@ -116,3 +116,14 @@ def test_the_target_takes_the_default_checks_and_the_manifest_params(opset21) ->
     assert target.cell("1.16.3").runtime.requirements == ("onnxruntime==1.16.3", "numpy<2")
     with pytest.raises(InputError, match="unknown validator 'nope'"):
         make_target(load_matrix(default_matrix()), "onnxruntime", None, None, ["nope"], opset21, Registry.discover())
+
+
+def test_a_package_without_the_backend_s_artifact_is_refused(demo_package, tmp_path: Path) -> None:
+    from support.pkgvariants import variant
+
+    def torch_only(folder: Path, manifest: dict) -> None:
+        manifest["artifacts"] = [a for a in manifest["artifacts"] if a["format"] != "onnx"]
+
+    package = variant(demo_package, tmp_path / "torch-only", torch_only)
+    with pytest.raises(InputError, match="the package has no onnx artifact for backend ort-cpu"):
+        make_target(load_matrix(default_matrix()), "onnxruntime", None, None, None, package, Registry.discover())
