@@ -4,12 +4,13 @@ from __future__ import annotations
 from html import escape
 
 from packaging.version import Version
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from modelcompat.ranges.records import RangeRecord
 from modelcompat.render.fit import Fitted
 
-STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta"}
+STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skipped": "dim"}
 
 
 def probes_table(record: RangeRecord) -> Fitted:
@@ -21,7 +22,7 @@ def probes_table(record: RangeRecord) -> Fitted:
     passing = set(record.passing())
     for probe in sorted(record.probes, key=lambda p: Version(p["release"])):
         status = probe["status"]
-        table.add_row(probe["release"], f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+        table.add_row(probe["release"], f"[{STATUS_STYLE.get(status, 'default')}]{escape_markup(status)}[/]",
                       "stored" if probe.get("reused") else "run", "yes" if probe["release"] in passing else "no",
                       probe.get("finding") or "")
     return Fitted(table)

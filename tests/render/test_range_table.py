@@ -32,6 +32,10 @@ def test_the_table_lists_probed_releases_oldest_first() -> None:
     assert "stored" in lines[0] and "ai.onnx 21 > 20" in lines[0] and " no " in lines[0]
     assert " run " in lines[1] and " yes " in lines[1]
     assert "3 of 4 releases probed" in console.file.getvalue()
+    skipped = _record(probes=[{"release": "1.19.2", "status": "skipped", "finding": "every check was skipped",
+                               "reused": False, "key": "k"}])
+    console.print(probes_table(skipped))  # a status without a colour of its own renders too
+    assert "skipped" in console.file.getvalue()
 
 
 def test_the_html_rows_say_the_range_and_escape_findings() -> None:
