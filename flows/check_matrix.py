@@ -27,30 +27,13 @@ from modelcompat.orchestration.matrix_run import (
     keep_cell,
     new_run_id,
     prepare_run,
+    run_name,
 )
 from modelcompat.planning.plan import plan_markdown
-from modelcompat.render.prefect_artifacts import markdown_summary, table_rows
+from modelcompat.render.prefect_artifacts import artifact_key, markdown_summary, table_rows
 from modelcompat.results.report import Report
 
 __all__ = ["check_matrix", "flow_run_name", "new_run_id", "run_name"]
-
-
-def run_name(parameters: Mapping[str, Any], model_label: str | None = None) -> str:
-    """What a check-matrix run checks, for the UI: `check <model> on <matrix>[, cells <glob>][, validators <names>]`.
-
-    A parameter left at None means its default (the demo package, $MODELCOMPAT_MATRIX or the default
-    matrix), so the name says that default rather than "None". `model_label` (e.g. `demo-mlp 1.0.0`)
-    replaces the package folder's name when the caller knows the registered name and version.
-    """
-    model = parameters.get("model")
-    label = model_label or (str(model).rstrip("/").rsplit("/", 1)[-1] if model else "demo")
-    matrix = str(parameters.get("matrix") or settings.default_matrix())
-    parts = [f"check {label} on {matrix.rstrip('/').rsplit('/', 1)[-1].removesuffix('.yaml').removesuffix('.yml')}"]
-    if parameters.get("cells"):
-        parts.append(f"cells {parameters['cells']}")
-    if parameters.get("validators"):
-        parts.append(f"validators {','.join(parameters['validators'])}")
-    return ", ".join(parts)
 
 
 def flow_run_name(model_label: str | None = None) -> str:
@@ -62,11 +45,6 @@ def flow_run_name(model_label: str | None = None) -> str:
 def check_cell_task(job: CellJob) -> list[Report]:
     """The cell's checks, run on a Dask worker offering its hardware (the runtime env is provisioned there)."""
     return _cell_runner().cell_result(job.cell.id)
-
-
-def _artifact_key(model_name: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes."""
-    return "compat-" + "".join(ch if ch.isalnum() else "-" for ch in model_name.lower())
 
 
 def _cell_runner() -> DaskCellRunner:
@@ -99,7 +77,7 @@ def check_matrix(
     run = prepare_run(matrix=matrix, model=model, validators=validators, cells=cells, store=store, params=params,
                       force=force, force_validators=force_validators, offered=runner.offered_resources(),
                       run_id=run_id)
-    key = _artifact_key(run.package.manifest.name)
+    key = artifact_key(run.package.manifest.name)
     create_markdown_artifact(key=key + "-plan", markdown=plan_markdown(run.plan), description=f"run {run.run_id}: plan")
     announce(run, logger)
 

@@ -140,9 +140,20 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
             run = prepare_run(matrix=str(matrix_path), model=str(model), validators=validators, cells=cells,
                               store=store, params=None, force=force, force_validators=force_validators,
                               offered=offered_resources(dask_address))
-            if configured_api_url() is None and not run.jobs:
+            api_url = configured_api_url()
+            if api_url is None and not run.jobs:
                 announce(run)
                 return finish_run(run, trigger="cli", flow_run_id=None).summary
+            parameters = {"matrix": str(matrix_path), "model": str(model), "validators": validators, "cells": cells,
+                          "store": store, "params": None, "force": force, "force_validators": force_validators,
+                          "trigger": "cli", "run_id": run.run_id}
+            if api_url is not None and (not run.jobs or runs_inline(dask_address, len(run.jobs))):
+                # No Dask to start: the run happens here, recorded on the server as a check-matrix flow run
+                # without Prefect's engine (orchestration/recorded_run.py says what that saves).
+                from modelcompat.orchestration.recorded_run import recorded_run
+
+                run.running = start_inline(check_cell, run.jobs)
+                return recorded_run(run, api_url=api_url, check_cell=check_cell, parameters=parameters).summary
             bar.update(task_id, description="starting Prefect…")
             with prefect_api(home=str(settings.home() / "prefect")):  # sets its variables before the cell starts
                 if runs_inline(dask_address, len(run.jobs)):
@@ -153,10 +164,7 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
                 from modelcompat.orchestration.dask_runner import make_task_runner
 
                 flow = check_matrix.with_options(task_runner=make_task_runner(dask_address, workers))
-                return RunSummary.model_validate(
-                    flow(matrix=str(matrix_path), model=str(model), validators=validators, cells=cells,
-                         store=store, force=force, force_validators=force_validators, trigger="cli",
-                         run_id=run.run_id))
+                return RunSummary.model_validate(flow(**parameters))
     finally:
         progress_hook.remove_listener(on_event)
 

@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +35,24 @@ from modelcompat.store import RunRecord, Store
 from modelcompat.validators.registry import Registry
 
 log = logging.getLogger(__name__)
+
+
+def run_name(parameters: Mapping[str, Any], model_label: str | None = None) -> str:
+    """What a check-matrix run checks, for the UI: `check <model> on <matrix>[, cells <glob>][, validators <names>]`.
+
+    A parameter left at None means its default (the demo package, $MODELCOMPAT_MATRIX or the default
+    matrix), so the name says that default rather than "None". `model_label` (e.g. `demo-mlp 1.0.0`)
+    replaces the package folder's name when the caller knows the registered name and version.
+    """
+    model = parameters.get("model")
+    label = model_label or (str(model).rstrip("/").rsplit("/", 1)[-1] if model else "demo")
+    matrix = str(parameters.get("matrix") or settings.default_matrix())
+    parts = [f"check {label} on {matrix.rstrip('/').rsplit('/', 1)[-1].removesuffix('.yaml').removesuffix('.yml')}"]
+    if parameters.get("cells"):
+        parts.append(f"cells {parameters['cells']}")
+    if parameters.get("validators"):
+        parts.append(f"validators {','.join(parameters['validators'])}")
+    return ", ".join(parts)
 
 
 def new_run_id() -> str:

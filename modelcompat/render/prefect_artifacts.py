@@ -8,6 +8,12 @@ _ICON = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "error":
 _PROBLEMS = ("fail", "error", "warn")
 
 
+def artifact_key(model_name: str) -> str:
+    """The key of a model's artifacts (`compat-<model>`, `-plan`, `-summary`): Prefect artifact keys allow
+    lowercase letters, digits and dashes."""
+    return "compat-" + "".join(ch if ch.isalnum() else "-" for ch in model_name.lower())
+
+
 def table_rows(reports: list[Report]) -> list[dict[str, str]]:
     """One row per cell, one column per validator, status in each cell."""
     rows: dict[str, dict[str, str]] = {}

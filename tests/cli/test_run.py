@@ -15,6 +15,7 @@ import yaml
 from modelcompat.results.summary import RunSummary
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
+from support.cli_imports import modules_loaded, recording_cli
 
 SMOKE = str(matrices_dir() / "smoke.yaml")
 
@@ -93,19 +94,6 @@ def test_a_model_the_runtime_refuses_is_one_root_cause_in_a_real_run(cli, demo_p
     assert "blocks (skipped): data_contract, determinism, io_contract, latency" in proc.stdout.replace("\n", " ")
 
 
-# Runs the CLI as `python -m modelcompat.cli` does, and writes at exit which Prefect/Dask modules the process loaded.
-_CLI_RECORDING_IMPORTS = """
-import atexit, json, os, sys
-def _record():
-    with open(os.environ["MODULES_OUT"], "w") as f:
-        json.dump(sorted(m for m in sys.modules if m.split(".")[0] in ("prefect", "distributed", "dask")), f)
-atexit.register(_record)
-from modelcompat.cli.app import main
-sys.argv = ["modelcompat", *sys.argv[1:]]
-main()
-"""
-
-
 def _fill(package_root: Path, store: Path, validators: list[str]) -> str:
     """One real run of the host-ort cell into `store`, through the run's own steps (the ones the flow calls)."""
     from modelcompat.execution.harness import check_cell
@@ -138,15 +126,14 @@ def test_a_no_change_run_without_a_server_is_recorded_without_starting_prefect_o
     out, modules = tmp_path / "out" / "again.json", tmp_path / "modules.json"
     env = {**os.environ, "MODELCOMPAT_HOME": str(home), "MODULES_OUT": str(modules), "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([sys.executable, "-c", _CLI_RECORDING_IMPORTS, "run", "--model", str(package_root),
-                           "--matrix", SMOKE, "--cells", "host-ort/*", "--validators", ",".join(validators),
-                           "--store", str(store), "--json", str(out)],
+    proc = subprocess.run(recording_cli("run", "--model", str(package_root), "--matrix", SMOKE, "--cells", "host-ort/*",
+                                        "--validators", ",".join(validators), "--store", str(store), "--json", str(out)),
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == code, proc.stdout + proc.stderr  # the stored verdict's exit code, as a full run's
 
     # Causal evidence: the process never imported Prefect, Dask or distributed (so it started no Prefect
     # server and no cluster), and never made the home of the server a run starts for itself.
-    assert json.loads(modules.read_text()) == []
+    assert modules_loaded(modules) == []
     assert not (home / "prefect").exists()
 
     summary = RunSummary.model_validate_json(out.read_text())
@@ -160,3 +147,16 @@ def test_a_no_change_run_without_a_server_is_recorded_without_starting_prefect_o
     assert record is not None and record.verdict == verdict and record.flow_run_id is None
     assert sorted(stored.runs()["run_id"]) == sorted([first, summary.run_id])
     assert {r.cached for r in stored.load_reports(summary.run_id)} == {True}
+
+
+def test_one_cell_with_an_unreachable_server_configured_fails_plainly_and_stores_nothing(
+        cli, demo_package, tmp_path: Path) -> None:
+    from support.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"
+    proc = cli("run", "--model", str(demo_package.root), "--matrix", SMOKE, "--cells", "host-ort/*",
+               "--validators", "integrity", "--force",
+               env={"MODELCOMPAT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": url}, timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert f"the Prefect API at {url} did not answer" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "home" / "store" / "runs").exists()

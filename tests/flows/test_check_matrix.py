@@ -12,11 +12,12 @@ import httpx
 import pytest
 import yaml
 
-from modelcompat.flows.check_matrix import run_name
+from modelcompat.orchestration.matrix_run import run_name
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
 from modelcompat.validators.registry import Registry
+from support.cli_imports import modules_loaded, recording_cli
 from support.servers import wait_until
 
 pytestmark = pytest.mark.server
@@ -214,14 +215,16 @@ def test_the_name_carries_the_model_label_and_the_filters() -> None:
     assert run_name(params, model_label="demo-mlp 1.0.0").startswith("check demo-mlp 1.0.0 on nightly, cells ")
 
 
-def test_one_cell_with_a_server_configured_is_a_flow_run_there_and_runs_in_the_cli_process(
+def test_one_cell_with_a_server_configured_is_a_flow_run_there_recorded_by_the_cli_process(
         prefect_server: str, demo_package, tmp_path: Path) -> None:
-    """A local run of one cell starts no Dask cluster: the cell runs in a thread of the flow (CLI) process, its
-    probe in a process of its own; the run is still a flow run on the server, with its task run and artifacts."""
-    out = tmp_path / "s.json"
-    env = {**os.environ, "MODELCOMPAT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": prefect_server}
-    proc = subprocess.Popen([*CLI, "run", "--model", str(demo_package.root), "--cells", "host-ort/cpu/ort-cpu",
-                             "--validators", "integrity,numerical_parity", "--json", str(out), "--force"],
+    """A local run of one cell starts no Dask cluster and no flow engine: the cell runs in a thread of the CLI
+    process, its probe in a process of its own; the run is still a check-matrix flow run on the server, with its
+    task run, artifacts and log lines (orchestration/recorded_run.py)."""
+    out, modules = tmp_path / "s.json", tmp_path / "modules.json"
+    env = {**os.environ, "MODELCOMPAT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": prefect_server,
+           "MODULES_OUT": str(modules)}
+    proc = subprocess.Popen(recording_cli("run", "--model", str(demo_package.root), "--cells", "host-ort/cpu/ort-cpu",
+                                          "--validators", "integrity,numerical_parity", "--json", str(out), "--force"),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout + stderr
@@ -230,6 +233,8 @@ def test_one_cell_with_a_server_configured_is_a_flow_run_there_and_runs_in_the_c
                                                                            ("numerical_parity", "pass")}
     # Where the checks ran: `evidence.worker` is hostname:pid of the process that ran the cell.
     assert {r["evidence"]["worker"].rsplit(":", 1)[1] for r in summary["reports"]} == {str(proc.pid)}
+    # Recorded on the server over its REST API: the CLI process never imported Prefect's engine, nor Dask.
+    assert modules_loaded(modules) == []
 
     flow_run = httpx.get(f"{prefect_server}/flow_runs/{summary['flow_run_id']}", timeout=30).json()
     assert flow_run["state_type"] == "COMPLETED"
@@ -242,5 +247,7 @@ def test_one_cell_with_a_server_configured_is_a_flow_run_there_and_runs_in_the_c
     assert [t["name"] for t in task_runs] == ["check host-ort/cpu/ort-cpu"]
     artifacts = _api(prefect_server, "/artifacts/filter", filters)
     assert {a["key"] for a in artifacts} == {"compat-demo-mlp-plan", "compat-demo-mlp", "compat-demo-mlp-summary"}
+    logs = _api(prefect_server, "/logs/filter", {"logs": {"flow_run_id": {"any_": [summary["flow_run_id"]]}}})
+    assert any(f"run {summary['run_id']}: 2 checks planned, 2 to run" in line["message"] for line in logs)
     stored = Store(str(tmp_path / "home" / "store")).run(summary["run_id"])
     assert stored is not None and stored.flow_run_id == summary["flow_run_id"]
