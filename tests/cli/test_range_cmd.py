@@ -105,3 +105,12 @@ def test_a_range_that_shrinks_is_a_graded_regression_exit_1(cli, packages, tmp_p
     assert "regression (critical): onnxruntime 1.17.0 was in the range of" in second.stdout
     lost = [c["cell"] for c in json.loads(out.read_text())["regressions"]]
     assert lost == [f"onnxruntime-{v}/cpu/ort-cpu" for v in ("1.17.0", "1.17.1", "1.17.3")]
+
+
+def test_an_unreachable_index_is_exit_3_naming_it(cli, packages, tmp_path: Path) -> None:
+    proc = cli("range", str(packages["add21"]), "--runtime", "onnxruntime",
+               env={"MODELCOMPAT_HOME": str(tmp_path / "home"), "MODELCOMPAT_ENV_CACHE": str(tmp_path / "envs"),
+                    "UV_DEFAULT_INDEX": "http://127.0.0.1:9/simple"})
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "error: cannot list the releases of onnxruntime on http://127.0.0.1:9/simple" in proc.stderr
+    assert "Traceback" not in proc.stderr
