@@ -83,3 +83,12 @@ def test_tensor_stats():
     assert tensor_stats(e, e, 0.0, 0.0) == {"max_abs": 0.0, "mean_abs": 0.0, "max_rel": 0.0, "cosine": 1.0,
                                             "non_finite": 0, "diverged": False}
     assert tensor_stats(e, e[:2], 1.0, 1.0)["diverged"]
+
+
+def test_a_full_scan_compares_every_node_in_bounded_batches(demo_package, tmp_path):
+    package = localmodels.package_of(demo_package, tmp_path / "pkg", localmodels.fp16_overflow(), 1.0)
+    cells = _cells(tmp_path)
+    doc = localise(package, cell_side(cells["host-ort/cpu/ort-cpu"], package, tmp_path), reference_side(package),
+                   tmp_path / "scan", batch=2, full=True)
+    assert not doc["found"] and "full scan" in doc["note"]
+    assert doc["tensors_compared"] == 6 and doc["runs_per_side"] == 1 + 3  # the outputs, then 6 tensors by 2

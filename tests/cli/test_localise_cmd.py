@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from modelcompat.cli.localise import print_localisation
 from support import localmodels
 
 FP16, FP32 = "host-ort/cpu/ort-fp16", "host-ort/cpu/ort-cpu"
@@ -109,3 +110,10 @@ def test_the_report_links_and_draws_the_localisation(fp16_run, invoke, tmp_path)
     assert '<section id="localised">' in text and "first diverging node <b>square</b>" in text
     # one bar per compared node on the path square -> shrink -> ... -> the output; the first ones diverged (red)
     assert text.count('class="node-error"') >= 3 and 'fill="#d64541"><title>square (Mul): max abs' in text
+
+
+def test_nothing_found_is_said_in_one_line(capsys):
+    print_localisation({"cell": "c", "against": "reference", "nodes_total": 3, "tensors_compared": 0,
+                        "runs_per_side": 1, "batch": 16, "found": False, "note": "nothing to localise"})
+    out = capsys.readouterr().out
+    assert "c against reference: 3 nodes" in out and "nothing to localise" in out and "first diverging" not in out
