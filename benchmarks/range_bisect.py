@@ -1,4 +1,4 @@
-"""`range_bisect`: the wall time of `modelcompat range` over every onnxruntime release from 1.14 to the newest (issue 15).
+"""`range_bisect`: wall time of `modelcompat range` over every onnxruntime release from 1.14 to the newest (issue 15).
 
 A model at ai.onnx opset 21 / IR 10 (built with onnx.helper: onnxruntime <= 1.17 refuses it, 1.18 and later load
 it), `modelcompat range PKG --runtime onnxruntime --since 1.14` as a process:

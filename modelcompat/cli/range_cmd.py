@@ -61,7 +61,8 @@ def range_(
     console.print(probes_table(record))
     new = sum(1 for p in record.probes if not p["reused"])
     console.print(f"{len(record.releases)} releases in the window; {new} probed now, "
-                  f"{len(record.probes) - new} answered by stored probes", markup=False, highlight=False, soft_wrap=True)
+                  f"{len(record.probes) - new} answered by stored probes", markup=False, highlight=False,
+                  soft_wrap=True)
     for b in record.boundaries:
         console.print(f"{b['side']} boundary: {b['release']}: {b['finding'] or b['status']} "
                       f"(passes: {b['passing']})", markup=False, highlight=False, soft_wrap=True)

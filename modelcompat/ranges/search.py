@@ -109,9 +109,10 @@ def make_target(matrix: Matrix, kind: str, hardware: str | None, backend: str | 
     check_runtime(kind)
     hw, be = pick(matrix, kind, hardware, backend)
     if package.artifact(be.consumes()) is None:
+        fix = (f"add a {be.consumes()} artifact (`modelcompat package MODEL_FILE …`) or range a runtime that runs "
+               "the artifact it has")
         raise InputError(f"the package has no {be.consumes()} artifact for backend {be.id}", file=package.root,
-                         field="artifacts", fix=f"add a {be.consumes()} artifact (`modelcompat package MODEL_FILE …`) "
-                                                 "or range a runtime that runs the artifact it has")
+                         field="artifacts", fix=fix)
     names = tuple(registry.select(validators or list(DEFAULT_VALIDATORS)))
     params = {k: v for k, v in {**matrix.spec.params, **package.manifest.params}.items() if k in names}
     return Target(kind, hw, be, names, params)  # type: ignore[arg-type]

@@ -59,7 +59,8 @@ def test_describe_reads_the_runtime_s_words() -> None:
     opset = ("Opset 21 is under development and support for this is limited. ... Current official support for "
              "domain ai.onnx is till opset 20.")
     assert describe(finding(opset)) == "loadability.x, ai.onnx 21 > 20"
-    assert describe(finding("Unsupported model IR version: 10, max supported IR version: 9")) == "loadability.x, IR 10 > 9"
+    ir = "Unsupported model IR version: 10, max supported IR version: 9"
+    assert describe(finding(ir)) == "loadability.x, IR 10 > 9"
     assert describe(finding("Could not find an implementation for DeformConv(19) node")) == \
         "loadability.x, no kernel for DeformConv(19)"
     assert describe(finding("x" * 500)).endswith("...")

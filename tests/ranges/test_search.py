@@ -99,7 +99,8 @@ def test_a_kernel_only_newer_releases_have(deform_conv, ort_cpu: Target, listed:
                            registry=Registry.discover())
     assert record.min == "1.25.0"
     [boundary] = record.boundaries
-    assert (boundary["release"], boundary["finding"]) == ("1.24.4", "loadability.missing_kernel, no kernel for DeformConv(19)")
+    assert (boundary["release"], boundary["finding"]) == (
+        "1.24.4", "loadability.missing_kernel, no kernel for DeformConv(19)")
 
 
 def test_no_release_passing_is_a_range_without_a_window(opset21, ort_cpu: Target, listed: ReleaseList,
