@@ -79,7 +79,10 @@ def localise(
     from modelcompat.execution.localise import localise as run_localise
     from modelcompat.execution.localise_records import publish
     from modelcompat.execution.run_inputs import failing_parity, find_package, run_cell, run_cells
+    from modelcompat import settings
+    from modelcompat.execution.harness import UNTIMED_WAIT_S
     from modelcompat.files.atomic import write_text
+    from modelcompat.files.timing_lock import shared_timing
 
     if reduce and out is None:
         raise InputError("--reduce needs a folder for the repro bundle", field="--out", fix="add --out DIR")
@@ -92,7 +95,9 @@ def localise(
     left_cell = run_cell(cells, cell, "--cell")
     right_cell = None if against == REFERENCE else run_cell(cells, against, "--against")
     package = find_package(record, model)
-    with tempfile.TemporaryDirectory(prefix="modelcompat-localise-") as tmp:
+    # Untimed work like any check: held shared, so no latency check of a run on this machine measures beside it.
+    with shared_timing(settings.timing_lock_path(), f"localise {cell}", UNTIMED_WAIT_S), \
+            tempfile.TemporaryDirectory(prefix="modelcompat-localise-") as tmp:
         work = Path(tmp)
         left = cell_side(left_cell, package, work)
         right = reference_side(package) if right_cell is None else cell_side(right_cell, package, work)
