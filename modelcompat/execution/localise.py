@@ -106,7 +106,9 @@ class _Pair:
         self.sides = (left, right)
         self.payload = payload
         self.workdir = workdir
-        self.graphs = (Intermediates(left.model), Intermediates(right.model))
+        graph = Intermediates(left.model)
+        # The same file on both sides (two runtimes, providers or optimisation levels): held once.
+        self.graphs = (graph, graph if Path(right.model) == Path(left.model) else Intermediates(right.model))
         self.probes = [ProbeSession(s.python, s.label, workdir, timeout_s=timeout_s, kind="onnxruntime")
                        for s in self.sides]
         self.runs = 0
@@ -128,13 +130,16 @@ class _Pair:
         """Each side's values of the graph outputs and of `names`; the files are removed once read."""
         self.runs += 1
         values = []
-        for i, (side, graph, probe) in enumerate(zip(self.sides, self.graphs, self.probes)):
-            model = graph.write_marked(names, self.workdir / f"marked-{i}.onnx")
+        shared = self.graphs[0] is self.graphs[1]
+        models = [self.graphs[0].write_marked(names, self.workdir / "marked-0.onnx")]
+        models.append(models[0] if shared else self.graphs[1].write_marked(names, self.workdir / "marked-1.onnx"))
+        for i, (side, model, probe) in enumerate(zip(self.sides, models, self.probes)):
             out = self.workdir / f"values-{i}.npz"
             probe.request("load", artifact=str(model), format="onnx", backend=side.backend)
             probe.request("run", inputs=str(self.payload), outputs=str(out))
             values.append(load_values(out))
             out.unlink()
+        for model in set(models):
             model.unlink()
         return values[0], values[1]
 

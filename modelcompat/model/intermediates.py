@@ -74,17 +74,24 @@ class Intermediates:
         return set(self.producer)
 
     def write_marked(self, names: list[str], dest: Path) -> Path:
-        """A copy whose outputs are the graph's own plus `names` (in that order, without repeats)."""
-        marked = onnx.ModelProto()
-        marked.CopyFrom(self.model)
-        present = {o.name for o in marked.graph.output}
+        """A copy whose outputs are the graph's own plus `names` (in that order, without repeats).
+
+        The outputs are appended to the model held here, saved, and removed again: no second copy of the
+        weights is made in memory.
+        """
+        outputs = self.model.graph.output
+        kept = len(outputs)
+        present = {o.name for o in outputs}
         for name in names:
             if name not in present:
                 # No type: onnxruntime infers an output's type, and an intermediate may have none recorded.
-                marked.graph.output.append(onnx.ValueInfoProto(name=name))
+                outputs.append(onnx.ValueInfoProto(name=name))
                 present.add(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(marked, str(dest))
+        try:
+            onnx.save(self.model, str(dest))
+        finally:
+            del outputs[kept:]
         return dest
 
     def paths_to_outputs(self, node: str) -> dict[str, list[str]]:
