@@ -14,9 +14,8 @@ from modelcompat.errors import InputError, ModelcompatError
 from modelcompat.settings import REPO_ROOT
 from modelcompat.store import RunNotFoundError, StoreError
 
-COMMANDS = ["run", "plan", "check", "range", "validators", "package", "demo", "history", "report", "localise", "remediate",
-            "serve",
-            "server"]
+COMMANDS = ["run", "plan", "check", "range", "validators", "package", "demo", "history", "report", "localise",
+            "remediate", "serve", "server"]
 GROUPS = ["matrix", "registry", "baseline", "store", "webhook"]
 
 
