@@ -1,4 +1,5 @@
-"""`localise`: peak memory and time of localising on the largest corpus model (BERT) vs Polygraphy's mark-all (issue 16).
+"""`localise`: peak memory and time of localising on the largest corpus model (BERT) vs Polygraphy's mark-all
+(issue 16).
 
 modelcompat: `modelcompat.execution.localise.localise(..., full=True)` between the cell host-ort/cpu/ort-cpu and the
 reference (the host's onnxruntime in a second probe), every node's outputs compared, `--batch` tensors marked per run

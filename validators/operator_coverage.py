@@ -155,8 +155,9 @@ class OperatorCoverage(Validator):
             if unregistered:
                 if (unregistered["domain"] or "ai.onnx", unregistered["op"]) in per_node.ops:
                     continue  # already listed, with every node of that op
+                domain = unregistered["domain"] or "ai.onnx"
                 metrics["nodes_unsupported"] += sum(1 for n in graph.nodes if n.op_type == unregistered["op"]
-                                                    and (n.domain or "ai.onnx") == (unregistered["domain"] or "ai.onnx"))
+                                                    and (n.domain or "ai.onnx") == domain)
                 findings.append(_unregistered_op(unregistered, graph, ctx, runtime))
             elif match:
                 if match["node"] in per_node.nodes:
@@ -201,7 +202,7 @@ class OperatorCoverage(Validator):
         found = _PerNode()
         try:
             models = build_node_models(ctx.model_path(), ctx.workdir / "single_nodes")
-        except Exception:  # noqa: BLE001 - a graph onnx cannot read is loadability's finding; the whole-model check stands
+        except Exception:  # noqa: BLE001 - an unreadable graph is loadability's finding; the whole-model check stands
             return found
         asked = [{"key": k.key, "path": k.path} for k in models.kinds.values() if k.path]
         if not asked:

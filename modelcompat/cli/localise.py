@@ -52,15 +52,18 @@ def print_localisation(doc: dict[str, Any]) -> None:
 
 def localise(
     run_id: Annotated[str, typer.Argument(help="The stored run whose parity failure to localise.")],
-    cell: Annotated[str, typer.Option("--cell", help="The cell whose numerical_parity failed (runtime/hardware/backend).")],
+    cell: Annotated[str, typer.Option("--cell", help="The cell whose numerical_parity failed "
+                                      "(runtime/hardware/backend).")],
     against: Annotated[str, typer.Option("--against", help="Another cell of the run, or `reference`: the package's "
                                          "ONNX model at fp32 on the host's onnxruntime (CPU).")] = "reference",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the result here as JSON.")] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Intermediates marked per run: peak memory is the "
                                        "graph outputs plus this many tensors per side.")] = 16,
-    model: Annotated[Path | None, typer.Option("--model", help="The run's package folder (default: found by the run's "
-                                               "model sha256 among the demo, registered and `check` packages).")] = None,
-    matrix: Annotated[Path | None, typer.Option("--matrix", help="The run's matrix (default: the path the run recorded).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="The run's package folder (default: found by the "
+                                               "run's model sha256 among the demo, registered and `check` "
+                                               "packages).")] = None,
+    matrix: Annotated[Path | None, typer.Option("--matrix", help="The run's matrix (default: the path the run "
+                                                "recorded).")] = None,
     reduce: Annotated[bool, typer.Option("--reduce", help="Shrink to a minimal subgraph that still fails with the same "
                                          "finding code and write a repro bundle to --out.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="(--reduce) the repro bundle's folder: model.onnx, "

@@ -120,7 +120,8 @@ class Reducer:
         return sub
 
 
-def reduce(package: ModelPackage, left: Side, right: Side, node_name: str, target: str, workdir: Path) -> dict[str, Any]:
+def reduce(package: ModelPackage, left: Side, right: Side, node_name: str, target: str,
+           workdir: Path) -> dict[str, Any]:
     """The minimal subgraph ending at `node_name` that still fails with `target`, and its smallest passing neighbour.
 
     Returns {"failing": Case, "passing": Case | None, "runs": n, "steps": [...]}; "failing" is None when not even

@@ -88,8 +88,9 @@ def main():
     data = os.path.join(HERE, "test_data_set_0")
     inputs = dict(read_tensor(os.path.join(data, "input_%d.pb" % i)) for i in range(config["n_inputs"]))
     expected = dict(read_tensor(os.path.join(data, "output_%d.pb" % i)) for i in range(config["n_outputs"]))
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    level = ort.GraphOptimizationLevel
+    levels = {"disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
+              "extended": level.ORT_ENABLE_EXTENDED, "all": level.ORT_ENABLE_ALL}
     options = ort.SessionOptions()
     options.graph_optimization_level = levels[config["graph_optimization"]]
     session = ort.InferenceSession(os.path.join(HERE, "model.onnx"), sess_options=options,

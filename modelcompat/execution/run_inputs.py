@@ -39,7 +39,8 @@ def find_package(record: RunRecord, model: Path | None) -> ModelPackage:
                              f"{record.run_id} checked ({record.model_sha256[:12]}…)", file=folder, field="--model",
                              fix=f"pass the package of {record.model_name} {record.model_version} that run checked")
     raise InputError(f"the package run {record.run_id} checked ({record.model_name} {record.model_version}, sha256 "
-                     f"{record.model_sha256[:12]}…) was not found", field="--model", fix="pass its folder with --model DIR")
+                     f"{record.model_sha256[:12]}…) was not found", field="--model",
+                     fix="pass its folder with --model DIR")
 
 
 def run_cells(record: RunRecord, matrix: Path | None) -> dict[str, Cell]:

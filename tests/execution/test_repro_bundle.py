@@ -37,7 +37,8 @@ def test_the_script_passes_when_the_runtime_matches_and_fails_when_not(tmp_path)
     for scale, code in ((1.0, 0), (1.5, 1)):
         out = tmp_path / f"bundle-{scale}"
         doc = write_bundle(out, _case(scale), _case(1.0), _side(), _side(), "numerical_parity.tolerance_exceeded", {})
-        assert sorted(p.name for p in (out / "test_data_set_0").iterdir()) == ["input_0.pb", "input_1.pb", "output_0.pb"]
+        names = sorted(p.name for p in (out / "test_data_set_0").iterdir())
+        assert names == ["input_0.pb", "input_1.pb", "output_0.pb"]
         assert (out / "passing" / "model.onnx").is_file() and doc["passing_nodes"] == ["cast", "mul"]
         assert json.loads((out / "repro.json").read_text())["tolerance"] == {"y": [1e-3, 0.0]}
         assert (out / "requirements.lock").read_text() == "numpy==2.0\nonnxruntime==1.0\n"
