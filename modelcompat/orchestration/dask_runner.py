@@ -37,9 +37,11 @@ LOCAL_CLUSTER_CONFIG = {
     # Dask's nanny caps OMP/MKL/OpenBLAS at 1 thread by default (`pre-spawn-environ`, set in the nanny's own
     # process too) so that task threads do not oversubscribe cores. Our workers run one cell at a time and
     # the model runs in the cell's probe, which inherits the worker's environment: capped, torch ran
-    # single-threaded (ResNet-18: 103 ms a batch instead of 36 ms), unlike any server. Only the allocator
-    # setting is kept; the runtimes keep their own default threading (or the backend's intra_op_threads).
-    "distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536},
+    # single-threaded (ResNet-18: 103 ms a batch instead of 36 ms), unlike any server. Its allocator setting
+    # goes too: MALLOC_TRIM_THRESHOLD_ (which also freezes glibc's dynamic mmap threshold) made torch return
+    # and re-fault its activation buffers on every forward pass (+60 % page faults on a conv stack, torch
+    # ResNet-18 59 ms a batch in a run vs 38 ms in a bare loop). Workers and probes run as a server would.
+    "distributed.nanny.pre-spawn-environ": {},
 }
 
 

@@ -72,7 +72,7 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
             time.sleep(0.02)
         return {"cell": j.cell.id, "gx_preloaded": "great_expectations" in sys.modules,
                 "late_variable": os.environ.get("SET_AFTER_FORKSERVER"),
-                "thread_caps": [os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]}
+                "thread_caps": [os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")]}
 
     def main():
         gate = os.environ["GATE"]
@@ -98,7 +98,7 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
                 "processing": sorted(len(w.processing) for w in dask_scheduler.workers.values())})
             open(os.path.join(gate, "go"), "w").close()
             out["results"] = [runner.cell_result(j.cell.id) for j in jobs]
-            out["flow_thread_caps"] = [os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]
+            out["flow_thread_caps"] = [os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")]
         os.environ["SET_AFTER_FORKSERVER"] = "seen"  # the forkserver runs already: workers must still see it
         with DaskCellRunner(workers=1, inline_max_cells=0) as runner:
             runner.submit_cells(started, [job("again")])
@@ -114,7 +114,7 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
 def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloaded_workers(tmp_path) -> None:
     script = tmp_path / "cluster.py"
     script.write_text(_CLUSTER_SCRIPT)
-    caps = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    caps = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
     env = {k: v for k, v in os.environ.items() if k not in caps}
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**env, "GATE": str(tmp_path)})
@@ -137,7 +137,9 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     assert out["second_cluster"]["late_variable"] == "seen"
     # Dask's default caps of OpenMP/MKL at 1 thread reach neither the workers nor this process: a cell's
     # probe inherits them, and torch would run single-threaded, unlike any server
-    assert all(r["thread_caps"] == [None, None] for r in out["results"]) and out["flow_thread_caps"] == [None, None]
+    # Nor an allocator setting: the cells' probes inherit the workers' environment (and with it how malloc behaves).
+    assert all(r["thread_caps"] == [None, None, None] for r in out["results"])
+    assert out["flow_thread_caps"] == [None, None, None]
 
 
 # --- one local cell: in a thread of the flow process, no cluster -----------------------------------------
