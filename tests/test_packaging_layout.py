@@ -26,3 +26,16 @@ def test_console_script_is_installed() -> None:
     proc = subprocess.run([sys.executable, "-m", "modelcompat.cli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stdout.startswith("modelcompat ")
+
+
+def test_every_package_folder_is_in_the_distribution() -> None:
+    """An editable install imports any folder under modelcompat/; a wheel ships only the listed packages."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    agent = root / "modelcompat" / "probe" / "agent"  # shipped as files (package-data), run by path, never imported
+    folders = {".".join(init.parent.relative_to(root).parts) for init in (root / "modelcompat").rglob("__init__.py")
+               if agent not in init.parents}
+    assert folders - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
