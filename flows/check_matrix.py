@@ -7,7 +7,6 @@ is paid per cell, not per check.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from prefect import flow, get_run_logger, task

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from modelcompat.model.intermediates import GraphNode, Intermediates
+from modelcompat.model.intermediates import GraphNode
 from modelcompat.model.package import ModelPackage
 from modelcompat.model.single_nodes import node_names
 from modelcompat.model.values import save_values

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import onnx
 from onnx import numpy_helper
 
 from modelcompat.execution.localise import Side

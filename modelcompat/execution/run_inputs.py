@@ -10,22 +10,22 @@ from modelcompat.matrix.cells import Cell
 from modelcompat.matrix.spec import load_matrix
 from modelcompat.model.package import MANIFEST_NAME, ModelPackage, load_package
 from modelcompat.results.report import Report, Status
-from modelcompat.store import RunRecord, Store
+from modelcompat.store import RunRecord
 
 
 def find_package(record: RunRecord, model: Path | None) -> ModelPackage:
-    """`model` if given (it must hold the run's model), else the demo package, a registered version or a
-    `check` package whose model has the run's sha256."""
+    """The run's package: `model` if given (it must hold the run's model), else the demo package, a registered
+    version or a `check` package whose model has the run's sha256. The run records the model's hash, not its folder."""
     candidates: list[Path] = [model] if model is not None else []
     if model is None:
         candidates.append(settings.home() / "demo")
-        try:
-            from modelcompat.model_registry.local import LocalRegistry
+        from modelcompat.model_registry.local import LocalRegistry
 
-            versions = LocalRegistry()._read(record.model_name)["versions"]
+        try:
+            versions = LocalRegistry().model(record.model_name)["versions"]
             candidates += [Path(v["package"]) for v in versions.values() if v.get("sha256") == record.model_sha256]
-        except (OSError, ValueError, KeyError):
-            pass
+        except (InputError, OSError, ValueError, KeyError):
+            pass  # not registered (or an unreadable registry file): the other places are still searched
         checks = settings.home() / "checks"
         candidates += sorted(checks.iterdir()) if checks.is_dir() else []
     for folder in candidates:
@@ -43,13 +43,18 @@ def find_package(record: RunRecord, model: Path | None) -> ModelPackage:
                      fix="pass its folder with --model DIR")
 
 
-def run_cells(record: RunRecord, matrix: Path | None) -> dict[str, Cell]:
-    """The cells of the matrix the run used (`matrix` if given), by id."""
+def run_matrix_path(record: RunRecord, matrix: Path | None) -> Path:
+    """The matrix file the run used (`matrix` if given), absolute."""
     path = matrix or (Path(record.matrix_path) if record.matrix_path else None)
     if path is None or not path.is_file():
         raise InputError(f"the matrix run {record.run_id} used ({record.matrix_path or 'not recorded'}) was not found",
                          field="--matrix", fix="pass the matrix the run used with --matrix PATH")
-    return {c.id: c for c in load_matrix(path).cells}
+    return path.absolute()
+
+
+def run_cells(record: RunRecord, matrix: Path | None) -> dict[str, Cell]:
+    """The cells of the matrix the run used (`matrix` if given), by id."""
+    return {c.id: c for c in load_matrix(run_matrix_path(record, matrix)).cells}
 
 
 def run_cell(cells: dict[str, Cell], cell_id: str, option: str) -> Cell:

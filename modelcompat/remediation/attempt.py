@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelcompat import settings
 from modelcompat.errors import InputError
+from modelcompat.execution.run_inputs import find_package, run_matrix_path
 from modelcompat.matrix.spec import load_matrix
-from modelcompat.model.package import MANIFEST_NAME, ModelPackage, load_package
+from modelcompat.model.package import ModelPackage
 from modelcompat.remediation.records import fix_text, publish_fixes, write_report
 from modelcompat.remediation.transforms import TRANSFORMS, Failing, failing_reports, propose
 from modelcompat.remediation.verify import Verdict, verify
@@ -59,46 +59,6 @@ def check_out_dir(out: Path) -> Path:
     return out
 
 
-def find_package(store: Store, record: Any, model: Path | None) -> ModelPackage:
-    """The run's package: `--model`, else the demo package, a registered version or a `check` package whose first
-    artifact has the run's sha256. The run records the model's hash, not its folder."""
-    candidates: list[Path] = [model] if model is not None else []
-    if model is None:
-        candidates.append(settings.home() / "demo")
-        from modelcompat.model_registry.local import LocalRegistry
-
-        try:
-            versions = LocalRegistry().model(record.model_name)["versions"]
-            candidates += [Path(v["package"]) for v in versions.values() if v.get("sha256") == record.model_sha256]
-        except (InputError, OSError, ValueError, KeyError):
-            pass  # not registered (or an unreadable registry file): the other places are still searched
-        checks = settings.home() / "checks"
-        candidates += sorted(checks.iterdir()) if checks.is_dir() else []
-    for folder in candidates:
-        if not (folder / MANIFEST_NAME).is_file():
-            if model is not None:
-                load_package(folder)  # says what is wrong with the folder given
-            continue
-        package = load_package(folder)
-        if package.primary_sha256 == record.model_sha256:
-            return package
-        if model is not None:
-            raise InputError(f"the package's model (sha256 {package.primary_sha256[:12]}…) is not the one run "
-                             f"{record.run_id} checked ({record.model_sha256[:12]}…)", file=folder, field="--model",
-                             fix=f"pass the package of {record.model_name} {record.model_version} that run checked")
-    raise InputError(f"the package run {record.run_id} checked ({record.model_name} {record.model_version}, "
-                     f"sha256 {record.model_sha256[:12]}…) was not found", field="--model",
-                     fix="pass its folder with --model DIR")
-
-
-def _matrix_path(record: Any, matrix: Path | None) -> Path:
-    path = matrix or (Path(record.matrix_path) if record.matrix_path else None)
-    if path is None or not path.is_file():
-        raise InputError(f"the matrix run {record.run_id} used ({record.matrix_path or 'not recorded'}) was not found",
-                         field="--matrix", fix="pass the matrix the run used with --matrix PATH")
-    return path.absolute()
-
-
 def _command(run_id: str, out: Path, cells: str | None, transform: str, store: str | None) -> str:
     parts = ["modelcompat", "remediate", run_id, "--out", str(out), "--transforms", transform]
     parts += ["--cells", cells] if cells else []
@@ -130,8 +90,8 @@ def remediate(store: Store, run_id: str, out: Path, *, cells: str | None = None,
                          field="--cells" if cells else "RUN_ID",
                          fix=f"failing cells of the run: {', '.join(failed)}" if failed else
                          "remediate a run whose verdict is fail (`modelcompat report RUN_ID` shows it)")
-    package = find_package(store, record, model)
-    matrix_path = _matrix_path(record, matrix)
+    package = find_package(record, model)
+    matrix_path = run_matrix_path(record, matrix)
     out = check_out_dir(out)  # created only once the rest of the input holds
     cells_by_id = {c.id: c for c in load_matrix(matrix_path).select(None)}
     targets = sorted({r.cell for r in failing})

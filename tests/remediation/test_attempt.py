@@ -128,11 +128,11 @@ def test_bad_input(opset21, tmp_path: Path) -> None:
 
 def test_a_registered_package_is_found_by_the_runs_model_hash(opset21) -> None:
     from modelcompat.model_registry.local import LocalRegistry
-    from modelcompat.remediation.attempt import find_package
+    from modelcompat.execution.run_inputs import find_package
 
     store, run_id, pkg = opset21
     LocalRegistry().register(pkg)  # $MODELCOMPAT_HOME is this test's own
-    assert find_package(store, store.require_run(run_id), None).root == pkg
+    assert find_package(store.require_run(run_id), None).root == pkg
 
 
 def test_a_torch_program_is_exported_again_at_an_opset_the_old_release_loads(tmp_path: Path) -> None:
