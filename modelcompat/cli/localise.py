@@ -52,8 +52,8 @@ def print_localisation(doc: dict[str, Any]) -> None:
 
 def localise(
     run_id: Annotated[str, typer.Argument(help="The stored run whose parity failure to localise.")],
-    cell: Annotated[str, typer.Option("--cell", help="The cell whose numerical_parity failed "
-                                      "(runtime/hardware/backend).")],
+    cell: Annotated[str, typer.Option("--cell", help="The cell whose numerical_parity failed, or whose "
+                                      "operator_coverage named nodes without a kernel (runtime/hardware/backend).")],
     against: Annotated[str, typer.Option("--against", help="Another cell of the run, or `reference`: the package's "
                                          "ONNX model at fp32 on the host's onnxruntime (CPU).")] = "reference",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the result here as JSON.")] = None,
@@ -76,12 +76,16 @@ def localise(
     Intermediates are compared a batch at a time (never all marked at once). Prints the node, its op and domain,
     its inputs' and outputs' error (max/mean abs, max rel, cosine), whether its inputs already diverged and the
     path to the outputs it reaches; the result is also kept in the store, where `modelcompat report` links it.
+
+    A cell whose operator_coverage failed with nodes without a kernel (and whose parity did not fail) lists
+    every such kernel signature and its nodes, asked one node at a time on the cell's runtime; with --reduce,
+    each gets a one-node repro bundle in its own folder under --out.
     Exit 0: localised (or nothing diverges on this payload, said so); 2: bad input; 3: a side could not run.
     """
     from modelcompat.execution.localise import REFERENCE, cell_side, reference_side
     from modelcompat.execution.localise import localise as run_localise
     from modelcompat.execution.localise_records import publish
-    from modelcompat.execution.run_inputs import failing_parity, find_package, run_cell, run_cells
+    from modelcompat.execution.run_inputs import failing_parity, find_package, missing_kernels, run_cell, run_cells
     from modelcompat import settings
     from modelcompat.execution.harness import UNTIMED_WAIT_S
     from modelcompat.files.atomic import write_text
@@ -93,11 +97,18 @@ def localise(
         raise InputError("--out is where --reduce writes its bundle", field="--out", fix="add --reduce, or drop --out")
     store_ = open_store(store)
     record = store_.require_run(run_id)  # an unknown run: RunNotFoundError, exit 2
-    failing_parity(store_.load_reports(run_id), run_id, cell)
+    reports = store_.load_reports(run_id)
+    parity = {r.cell: r for r in reports if r.validator == "numerical_parity"}.get(cell)
+    kernels = missing_kernels(reports, cell) if parity is None or parity.status.value != "fail" else None
+    if kernels is None:
+        failing_parity(reports, run_id, cell)
     cells = run_cells(record, matrix)
     left_cell = run_cell(cells, cell, "--cell")
     right_cell = None if against == REFERENCE else run_cell(cells, against, "--against")
     package = find_package(record, model)
+    if kernels is not None:  # no parity failure to localise: the nodes without a kernel, each its own repro
+        _kernel_mode(run_id, left_cell, package, out, json_path)
+        return
     # Untimed work like any check: held shared, so no latency check of a run on this machine measures beside it.
     with shared_timing(settings.timing_lock_path(), f"localise {cell}", UNTIMED_WAIT_S), \
             tempfile.TemporaryDirectory(prefix="modelcompat-localise-") as tmp:
@@ -130,3 +141,32 @@ def _reduce(package: Any, left: Any, right: Any, doc: dict[str, Any], work: Path
     return write_bundle(out, result["failing"], result["passing"], left, right, target,
                         {"runs": result["runs"], "steps": result["steps"], "target": target})
 
+
+
+def _kernel_mode(run_id: str, cell: Any, package: Any, out: Path | None, json_path: Path | None) -> None:
+    """The cell's operator_coverage named nodes without a kernel: each is already minimal at one node; with
+    --reduce, each gets a repro bundle under --out (execution/kernel_repro.py)."""
+    from modelcompat import settings
+    from modelcompat.execution.harness import UNTIMED_WAIT_S
+    from modelcompat.execution.kernel_repro import kernel_bundles
+    from modelcompat.execution.localise import cell_side
+    from modelcompat.files.atomic import write_text
+    from modelcompat.files.timing_lock import shared_timing
+
+    with shared_timing(settings.timing_lock_path(), f"localise {cell.id}", UNTIMED_WAIT_S), \
+            tempfile.TemporaryDirectory(prefix="modelcompat-localise-") as tmp:
+        work = Path(tmp)
+        doc = kernel_bundles(cell_side(cell, package, work), out or work / "bundles", work / "kernels")
+    doc["run_id"] = run_id
+    console.print(f"{cell.id}: {len(doc['missing'])} kernel signature(s) of {doc['signatures']} missing on "
+                  f"{doc['runtime_version']} ({doc['nodes_total']} nodes)", highlight=False, soft_wrap=True)
+    for item in doc["missing"]:
+        where = f"; repro bundle: {item['out']} (python repro.py)" if out is not None else ""
+        console.print(f"  {item['domain']}::{item['op_type']}({item['opset']}) [{', '.join(item['input_types'])}] at "
+                      f"{', '.join(item['nodes'])}{where}", highlight=False, soft_wrap=True)
+    if out is None:
+        for item in doc["missing"]:
+            item.pop("out")
+    if json_path is not None:
+        write_text(json_path, json.dumps(doc, indent=2))
+        err_console.print(f"localisation written to {json_path}", highlight=False)

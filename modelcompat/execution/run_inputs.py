@@ -78,3 +78,12 @@ def failing_parity(reports: list[Report], run_id: str, cell_id: str) -> Report:
                          "there is no divergence to localise", field="--cell",
                          fix=f"cells whose parity failed in that run: {listed}")
     return report
+
+
+def missing_kernels(reports: list[Report], cell_id: str) -> Report | None:
+    """The cell's failing `operator_coverage` report if it names nodes without a kernel (else None)."""
+    for r in reports:
+        if (r.cell == cell_id and r.validator == "operator_coverage" and r.status == Status.FAIL
+                and any(f.code == "operator_coverage.missing_kernel" for f in r.findings)):
+            return r
+    return None

@@ -117,3 +117,24 @@ def test_nothing_found_is_said_in_one_line(capsys):
                         "runs_per_side": 1, "batch": 16, "found": False, "note": "nothing to localise"})
     out = capsys.readouterr().out
     assert "c against reference: 3 nodes" in out and "nothing to localise" in out and "first diverging" not in out
+
+
+def test_a_cell_without_kernels_lists_every_node_and_bundles_each(demo_package, tmp_path, invoke):
+    """operator_coverage failed on 1.16.3 (three nodes without a kernel), parity could not run: localise lists the
+    three and, with --reduce, writes a one-node bundle for each."""
+    from support.tinyonnx import onnx_package
+
+    old = "ort-1.16/cpu/ort-cpu"
+    package = onnx_package(demo_package, tmp_path / "pkg", localmodels.three_without_kernels_on_116())
+    store, run_id, statuses = localmodels.stored_run(tmp_path / "store", package, [old], tmp_path / "m.yaml",
+                                                     validators=("operator_coverage", "numerical_parity"))
+    assert statuses[old].value == "fail"
+    out, doc_path = tmp_path / "bundles", tmp_path / "k.json"
+    code, stdout, stderr = invoke("localise", run_id, "--cell", old, "--model", str(package.root), "--reduce",
+                                  "--out", str(out), "--json", str(doc_path), "--store", store.uri)
+    assert code == 0, stderr
+    text = " ".join(stdout.split())
+    assert f"{old}: 3 kernel signature(s) of" in text and "missing on onnxruntime 1.16.3" in text
+    for node in ("erf_node", "add_node", "mul_node"):
+        assert f"at {node}; repro bundle: {out / node}" in text and (out / node / "repro.py").is_file()
+    assert {m["nodes"][0] for m in json.loads(doc_path.read_text())["missing"]} == {"erf_node", "add_node", "mul_node"}

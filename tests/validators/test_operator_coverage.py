@@ -6,6 +6,7 @@ import pytest
 
 from modelcompat.execution.harness import CellJob, check_cell
 from support.pkgvariants import HOST_ORT, ORT_116, TORCH_EAGER
+from support.localmodels import three_without_kernels_on_116
 from support.tinyonnx import DOUBLE, FLOAT, INT8, one_node, onnx_package
 
 ERF_DOUBLE = one_node("Erf", DOUBLE, node_name="erf_node")  # no double Erf kernel on any onnxruntime tested
@@ -64,25 +65,8 @@ def test_torch_backends_are_skipped(demo_package):
     assert run(demo_package, TORCH_EAGER, ("operator_coverage",))["operator_coverage"].status.value == "skipped"
 
 
-def _three_without_kernels_on_116():
-    """double -> Erf -> int8 -> Add -> Mul -> double: 1.16.3 has no kernel for Erf(double), Add(int8) nor
-    Mul(int8); the newest release lacks only Erf(double)."""
-    from onnx import TensorProto, helper
-
-    def vi(name, dtype):
-        return helper.make_tensor_value_info(name, dtype, ["batch", 16])
-
-    nodes = [helper.make_node("Erf", ["features"], ["e"], name="erf_node"),
-             helper.make_node("Cast", ["e"], ["e8"], to=TensorProto.INT8, name="cast_a"),
-             helper.make_node("Add", ["e8", "e8"], ["a8"], name="add_node"),
-             helper.make_node("Mul", ["a8", "a8"], ["m8"], name="mul_node"),
-             helper.make_node("Cast", ["m8"], ["probabilities"], to=TensorProto.DOUBLE, name="cast_b")]
-    graph = helper.make_graph(nodes, "three", [vi("features", DOUBLE)], [vi("probabilities", DOUBLE)])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-
-
 def test_every_node_without_a_kernel_is_listed_not_only_the_first(demo_package, tmp_path):
-    package = onnx_package(demo_package, tmp_path / "pkg", _three_without_kernels_on_116())
+    package = onnx_package(demo_package, tmp_path / "pkg", three_without_kernels_on_116())
     reports = run(package, ORT_116, ("operator_coverage", "loadability"))
     report = reports["operator_coverage"]
     assert report.status.value == "fail" and report.metrics["nodes_unsupported"] == 3
@@ -115,7 +99,7 @@ def test_with_fallback_every_node_that_would_fall_back_and_the_partitions(demo_p
 
     azure = HOST_ORT.model_copy(update={"backend": BackendSpec(id="ort-azure", runtime="onnxruntime",
                                                                provider="AzureExecutionProvider")})
-    package = onnx_package(demo_package, tmp_path / "pkg", _three_without_kernels_on_116())
+    package = onnx_package(demo_package, tmp_path / "pkg", three_without_kernels_on_116())
     report = run(package, azure, ("operator_coverage",))["operator_coverage"]
     by_code = {f.code: f for f in report.findings}
     assert set(by_code) == {"operator_coverage.missing_kernel", "operator_coverage.cpu_fallback"}
