@@ -102,6 +102,28 @@ def user() -> str:
     return os.environ.get("MODELCOMPAT_USER") or getpass.getuser()
 
 
+def actor() -> str:
+    """Who a recorded decision is by (the audit trail): `MODELCOMPAT_USER` if set; else, inside a Prefect flow run
+    (its worker exports `PREFECT__FLOW_RUN_ID`), that flow run; else the MLflow identity if one is configured
+    (`MLFLOW_TRACKING_USERNAME`); else the OS user."""
+    if os.environ.get("MODELCOMPAT_USER"):
+        return os.environ["MODELCOMPAT_USER"]
+    if os.environ.get("PREFECT__FLOW_RUN_ID"):
+        return f"prefect:flow-run/{os.environ['PREFECT__FLOW_RUN_ID']}"
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return f"mlflow:{os.environ['MLFLOW_TRACKING_USERNAME']}"
+    try:
+        return user()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"
+
+
+def promote_alias() -> str | None:
+    """`MODELCOMPAT_PROMOTE_TO`: the alias the on-model-registered flow moves a version to once its checks pass
+    (through the promotion gate); unset: it moves none."""
+    return os.environ.get("MODELCOMPAT_PROMOTE_TO") or None
+
+
 def registry_uri() -> str | None:
     """`MODELCOMPAT_REGISTRY` as given: an MLflow URI (`mlflow+http://…`) or a local folder; None when unset."""
     return os.environ.get("MODELCOMPAT_REGISTRY") or None

@@ -28,6 +28,7 @@ from modelcompat import settings
 from modelcompat.errors import InputError
 from modelcompat.results.report import Report, Status
 from modelcompat.store import RunNotFoundError, Store, reports_from_frame
+from modelcompat.store import audit
 
 BASELINE_SCHEMA_VERSION = 1
 RULES = ("last-passing",)
@@ -121,10 +122,11 @@ def pointers(store: Store, model: str, *, as_of: datetime | None = None) -> dict
 
 def promote(store: Store, run_id: str, *, cells: Sequence[str] | None = None,
             validators: Sequence[str] | None = None, rule: str = "manual",
-            now: datetime | None = None) -> Promotion:
+            now: datetime | None = None, reason: str | None = None) -> Promotion:
     """Make a run's reports the baseline of its model (only the cells/validators matching, if given).
 
     Reports that are ``error`` or ``skipped`` are not promoted: the previous pointer of that check stays.
+    The promotion is appended to the audit trail (who, the run, the rule, the file, ``reason``).
 
     Raises:
         BaselineError: the run is not in the store, or nothing in it matches.
@@ -144,7 +146,12 @@ def promote(store: Store, run_id: str, *, cells: Sequence[str] | None = None,
                             fix="valid cells: " + ", ".join(sorted(set(frame["cell"]))[:10]))
     promotion = Promotion(model=record.model_name, run_id=run_id, promoted_at=now or datetime.now(timezone.utc),
                           promoted_by=_who(), rule=rule, pointers=tuple(chosen))
-    return _with_file(promotion, _write_promotion(store, promotion))
+    written = _write_promotion(store, promotion)
+    audit.append(store, "baseline.promote", model=record.model_name, who=promotion.promoted_by, reason=reason,
+                 now=promotion.promoted_at,
+                 subject={"run_id": run_id, "model_version": record.model_version, "model_sha256": record.model_sha256,
+                          "rule": rule, "checks": len(chosen), "file": written})
+    return _with_file(promotion, written)
 
 
 def _with_file(p: Promotion, file: str) -> Promotion:
@@ -183,7 +190,8 @@ def resolve_alias(model: str, alias: str, registry: Any = None) -> str:
 
 
 def promote_rule(store: Store, model: str, rule: str = "last-passing", *, trigger: str | None = None,
-                 alias: str | None = None, registry: Any = None, now: datetime | None = None) -> Promotion:
+                 alias: str | None = None, registry: Any = None, now: datetime | None = None,
+                 reason: str | None = None) -> Promotion:
     """Promote by rule. ``last-passing``: the latest run of ``model`` with verdict ``pass``.
 
     With ``alias`` (a registry stage/alias such as ``production``), only runs of the model version the
@@ -203,7 +211,7 @@ def promote_rule(store: Store, model: str, rule: str = "last-passing", *, trigge
                             + (f" with trigger {trigger!r}" if trigger else "")
                             + (f" on version {version!r} (alias {alias!r})" if alias is not None else ""),
                             fix=f"models in the store: {', '.join(models) or '(none)'}; or promote a run by id")
-    return promote(store, run_id, rule=rule if alias is None else f"{rule}@{alias}", now=now)
+    return promote(store, run_id, rule=rule if alias is None else f"{rule}@{alias}", now=now, reason=reason)
 
 
 def baseline_frame(store: Store, model: str, *, as_of: datetime | None = None) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from modelcompat import __version__
 from modelcompat.cli import (
+    audit,
     baseline,
     check,
     localise,
@@ -64,6 +65,7 @@ app.command()(report.history)
 app.command()(report.report)
 app.command()(localise.localise)
 app.command()(remediate.remediate)
+app.command()(audit.audit)
 app.command()(serve.serve)
 app.command()(serve.server)
 app.add_typer(matrix.matrix_app, name="matrix")

@@ -21,9 +21,12 @@ def baseline_promote(
     registry: Annotated[str | None, typer.Option(help="With --alias: registry folder or URI (default: $MODELCOMPAT_REGISTRY).")] = None,
     cells: Annotated[str | None, typer.Option(help="Only cells matching these glob(s), comma-separated.")] = None,
     validators: Annotated[str | None, typer.Option(help="Only these validators (comma-separated).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why: kept with the promotion in the audit trail "
+                                               "(`modelcompat audit`).")] = None,
     store: StoreOption = None,
 ) -> None:
-    """Make a run (or the run a rule picks) the accepted baseline of its model, per cell × validator."""
+    """Make a run (or the run a rule picks) the accepted baseline of its model, per cell × validator; recorded
+    in the audit trail with who and why."""
     from modelcompat.baseline.promotion import promote, promote_rule
     from modelcompat.render.tables import promotion_line
 
@@ -33,11 +36,12 @@ def baseline_promote(
     if rule is not None:
         if model is None:
             raise InputError("--rule needs --model", field="--model", fix="--rule last-passing --model NAME")
-        promotion = promote_rule(open_store(store), model, rule, alias=alias, registry=registry)
+        promotion = promote_rule(open_store(store), model, rule, alias=alias, registry=registry, reason=reason)
     elif alias is not None:
         raise InputError("--alias goes with --rule", field="--alias", fix="--rule last-passing --model NAME --alias production")
     else:
-        promotion = promote(open_store(store), run_id, cells=split_csv(cells), validators=split_csv(validators))
+        promotion = promote(open_store(store), run_id, cells=split_csv(cells), validators=split_csv(validators),
+                            reason=reason)
     console.print(promotion_line(promotion), highlight=False)
 
 

@@ -9,6 +9,7 @@ import typer
 
 from modelcompat import settings
 from modelcompat.cli.console import console
+from modelcompat.cli.options import StoreOption, open_store
 from modelcompat.errors import InputError
 
 registry_app = typer.Typer(no_args_is_help=True, help="The local model registry (versions, aliases, verdicts).")
@@ -62,13 +63,24 @@ def registry_alias_set(
     model_name: Annotated[str, typer.Argument(help="Model name.")],
     alias: Annotated[str, typer.Argument(help="Alias, e.g. production.")],
     version: Annotated[str, typer.Argument(help="Version the alias points to.")],
-    registry: RegistryOption = None,
+    override: Annotated[bool, typer.Option(help="Move it even though the version's latest verdict is not pass/warn "
+                                           "(needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail; required with --override).")] = None,
+    registry: Annotated[str | None, typer.Option(help="Registry folder or MLflow URI (mlflow+http(s)://…; default: "
+                                                 "$MODELCOMPAT_REGISTRY or .modelcompat/registry).")] = None,
+    store: StoreOption = None,
 ) -> None:
-    """Point an alias at a version and emit `model.version.alias_set`."""
-    from modelcompat.model_registry.local import LocalRegistry, emit_alias_set
+    """Point an alias at a version whose latest verdict is pass or warn (the promotion gate), record it in the
+    audit trail and emit `model.version.alias_set`. A failing, regressed or unchecked version is refused
+    (exit 2) unless --override --reason."""
+    from modelcompat.model_registry.local import emit_alias_set
+    from modelcompat.model_registry.promotion_gate import set_alias_gated
+    from modelcompat.model_registry.selection import open_registry
 
-    _refuse_remote_registry(registry)
-    LocalRegistry(registry).set_alias(model_name, alias, version)
-    console.print(f"{model_name}@{alias} -> {version}")
+    record = set_alias_gated(open_registry(registry), open_store(store), model_name, alias, version,
+                             override=override, reason=reason)
+    moved = record["subject"]
+    console.print(f"{model_name}@{alias} -> {moved['version']} (verdict {moved['verdict'] or 'none'}"
+                  + (f"; override: {reason}" if record["action"] == "alias.override" else "") + ")", highlight=False)
     if os.environ.get("PREFECT_API_URL"):
-        emit_alias_set(model_name, alias, version)
+        emit_alias_set(model_name, alias, moved["version"])

@@ -31,7 +31,7 @@ from modelcompat.planning.scheduling import longest_first
 from modelcompat.ranges.hints import quote_ranges
 from modelcompat.results.report import Finding, Report, Severity, Status
 from modelcompat.results.summary import RunSummary, run_summary, verdict
-from modelcompat.store import RunRecord, Store
+from modelcompat.store import RunRecord, Store, audit
 from modelcompat.validators.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,13 @@ def finish_run(run: PreparedRun, *, trigger: str, flow_run_id: str | None, logge
         finished_at=finished, code_version=__version__, n_reports=len(reports),
     )
     run.store.append_run(record, reports)
+    try:  # the run is stored; a trail that cannot be written is loud, never a lost run
+        audit.append(run.store, "run.verdict", model=manifest.name, now=finished,
+                     subject={"run_id": run.run_id, "verdict": getattr(run_verdict, "value", run_verdict), "model_version": manifest.version,
+                              "model_sha256": run.package.primary_sha256, "matrix": run.matrix.name,
+                              "trigger": trigger, "flow_run_id": flow_run_id})
+    except Exception as exc:  # noqa: BLE001
+        logger.error("run %s: could not append its verdict to the audit trail: %s", run.run_id, exc)
     summary = run_summary(
         run_id=run.run_id, flow_run_id=flow_run_id, trigger=trigger,
         model={"name": manifest.name, "version": manifest.version, "sha256": run.package.primary_sha256},

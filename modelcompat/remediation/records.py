@@ -15,7 +15,7 @@ from typing import Any
 
 from modelcompat.files.atomic import write_text
 from modelcompat.results.summary import RunSummary
-from modelcompat.store import Store, StoreError
+from modelcompat.store import Store, StoreError, audit
 
 FOLDER = "remediations"
 
@@ -32,7 +32,12 @@ def publish_fixes(store: Store, run_id: str, fixes: list[dict[str, Any]]) -> str
         return None
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     body = json.dumps({"run_id": run_id, "fixes": fixes}, indent=2).encode()
-    return store.publish_file(f"{FOLDER}/{run_id}/{name}.json", body)
+    written = store.publish_file(f"{FOLDER}/{run_id}/{name}.json", body)
+    record = store.run(run_id)
+    audit.append(store, "remediation.verified", model=record.model_name if record else None,
+                 subject={"run_id": run_id, "file": written, "fixes": [
+                     {"cell": f["cell"], "code": f["code"], "fix": f["fix"]} for f in fixes]})
+    return written
 
 
 def stored_fixes(store: Store, run_id: str) -> dict[tuple[str, str], str]:

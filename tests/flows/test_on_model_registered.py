@@ -12,7 +12,7 @@ import pytest
 
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
-from modelcompat.store import Store
+from modelcompat.store import Store, audit
 from support.servers import stop_group, wait_until
 
 CLI = [sys.executable, "-m", "modelcompat.cli"]
@@ -23,6 +23,7 @@ def served(prefect_server: str, tmp_path: Path):
     """`modelcompat serve` running against the test's server, with its own home, store and registry."""
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "MODELCOMPAT_HOME": str(tmp_path / "home"),
            "MODELCOMPAT_MATRIX": str(matrices_dir() / "smoke.yaml"), "MODELCOMPAT_WORKERS": "1",
+           "MODELCOMPAT_PROMOTE_TO": "staging",
            "PREFECT_LOGGING_LEVEL": "WARNING", "DASK_LOGGING__DISTRIBUTED": "warning"}
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen([*CLI, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -65,6 +66,12 @@ def test_registering_a_version_triggers_its_check_and_writes_the_verdict_back(se
     assert run["trigger"] == "registry_event"
     assert run["model_name"] == "demo-mlp" and run["model_version"] == "1.0.0"
     assert {r.cell for r in store.load_reports(entry["run_id"])} == {"host-ort/cpu/ort-cpu", "host-torch/cpu/torch-eager"}
+    # Configured to promote (MODELCOMPAT_PROMOTE_TO): the passing version is now staging, through the gate, and
+    # the trail says so as that flow run (the check's verdict first).
+    assert registry.model("demo-mlp")["aliases"] == {"staging": "1.0.0"}
+    trail = audit.records(store, model="demo-mlp")
+    assert [r["action"] for r in trail] == ["run.verdict", "alias.set"]
+    assert trail[1]["who"].startswith("prefect:flow-run/") and trail[1]["subject"]["run_id"] == entry["run_id"]
 
     # validate-one through the API: just that validator on just that cell, re-run (not reused).
     api = env["PREFECT_API_URL"]

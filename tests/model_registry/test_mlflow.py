@@ -196,3 +196,20 @@ def test_mlflow_webhook_triggers_the_check_and_the_verdict_lands_on_the_version(
             log.close()
     assert secret not in rx.log.read_text()
     assert "accepted: model.version.registered" in rx.log.read_text()
+
+
+def test_the_promotion_gate_holds_on_the_mlflow_adapter(mlflow_url: str, demo_package, tmp_path: Path) -> None:
+    from modelcompat.model_registry.promotion_gate import PromotionRefused, set_alias_gated
+    from modelcompat.store import audit
+
+    name = f"gate-{uuid.uuid4().hex[:6]}"
+    rest(mlflow_url, "POST", "/registered-models/create", json={"name": name})
+    version = create_version(mlflow_url, name, "s3://models/gate/1", tags={TAG_PACKAGE: str(demo_package.root)})
+    registry, store = open_registry(f"mlflow+{mlflow_url}"), Store(tmp_path / "store")
+    with pytest.raises(PromotionRefused, match="never been checked"):
+        set_alias_gated(registry, store, name, "production", version)
+    assert registry.model(name)["aliases"] == {}
+    registry.record_verdict(name, version, verdict="pass", run_id="r-9")
+    record = set_alias_gated(registry, store, name, "production", version)
+    assert registry.model(name)["aliases"] == {"production": version}  # read back from MLflow
+    assert [r["action"] for r in audit.records(store)] == ["alias.refused", "alias.set"] and record["seq"] == 1
