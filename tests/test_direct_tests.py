@@ -63,3 +63,14 @@ def test_module_names_follow_the_folder_mapping() -> None:
     assert _module_name(REPO_ROOT / "modelcompat" / "store" / "__init__.py") == "modelcompat.store.__init__"
     assert _mirror("modelcompat.validators.latency") == TESTS / "validators" / "test_latency.py"
     assert _mirror("modelcompat.store.rows") == TESTS / "store" / "test_rows.py"
+
+
+def test_test_files_outside_packages_have_unique_basenames() -> None:
+    """pytest imports a test file outside a package (no __init__.py) by its basename: two `test_records.py` in
+    different folders fail collection ("import file mismatch") and the whole suite stops."""
+    seen: dict[str, list[str]] = {}
+    for path in TESTS.rglob("test_*.py"):
+        if not (path.parent / "__init__.py").exists():
+            seen.setdefault(path.name, []).append(str(path.relative_to(TESTS)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}, \
+        "rename one of each (e.g. tests/ranges/test_range_probe.py)"
