@@ -23,6 +23,7 @@ from modelcompat.cli import (
     remediate,
     report,
     run,
+    sbom,
     serve,
     store,
     validators,
@@ -66,6 +67,7 @@ app.command()(report.report)
 app.command()(localise.localise)
 app.command()(remediate.remediate)
 app.command()(audit.audit)
+app.command()(sbom.sbom)
 app.command()(serve.serve)
 app.command()(serve.server)
 app.add_typer(matrix.matrix_app, name="matrix")

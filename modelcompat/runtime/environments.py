@@ -360,6 +360,19 @@ def resolved_versions(env: RuntimeEnv) -> dict[str, str]:
     return dict(_host_versions(_site_dirs_state()))
 
 
+def installed_packages(env: RuntimeEnv) -> dict[str, str]:
+    """Every distribution installed in the environment and its version (an SBOM's inventory): a venv's marker
+    (all that uv installed), or, for the host, every distribution this interpreter sees."""
+    if env.kind == "venv":
+        return resolved_versions(env)
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(name, dist.version)  # the first on sys.path wins, as at import
+    return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
+
+
 def _site_dirs_state() -> tuple[tuple[str, int], ...]:
     """(dir, mtime) of every import-path folder: installing or removing a package changes its folder's
     mtime (its .dist-info is created or deleted), which invalidates the host versions read before."""

@@ -15,7 +15,7 @@ from modelcompat.settings import REPO_ROOT
 from modelcompat.store import RunNotFoundError, StoreError
 
 COMMANDS = ["run", "plan", "check", "range", "validators", "package", "demo", "history", "report", "localise",
-            "remediate", "audit", "serve", "server"]
+            "remediate", "audit", "sbom", "serve", "server"]
 GROUPS = ["matrix", "registry", "baseline", "store", "webhook"]
 
 
