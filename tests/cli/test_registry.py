@@ -13,9 +13,15 @@ def test_register_list_and_alias(invoke, demo_package, tmp_path: Path, monkeypat
     assert code == 0
     assert out.startswith(f"registered {demo_package.manifest.name} {demo_package.manifest.version} (")
     assert "PREFECT_API_URL is not set: no event emitted" in out
+    # The promotion gate: a version never checked is refused (tests/cli/test_audit.py); once it passed, it moves.
+    from modelcompat.model_registry.local import LocalRegistry
+
+    LocalRegistry(registry).record_verdict(demo_package.manifest.name, demo_package.manifest.version,
+                                           verdict="pass", run_id="r-1")
     code, out, _ = invoke("registry", "alias", "set", demo_package.manifest.name, "production",
-                          demo_package.manifest.version, "--registry", registry)
-    assert code == 0 and out.strip() == f"{demo_package.manifest.name}@production -> {demo_package.manifest.version}"
+                          demo_package.manifest.version, "--registry", registry, "--store", str(tmp_path / "store"))
+    assert code == 0 and out.strip() == (f"{demo_package.manifest.name}@production -> "
+                                         f"{demo_package.manifest.version} (verdict pass)")
     code, out, _ = invoke("registry", "list", "--registry", registry)
     assert code == 0
     # A table row, or a record per model when the package path makes the table wider than the terminal.
