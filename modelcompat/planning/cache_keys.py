@@ -32,8 +32,9 @@ _KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("tor
 # forked probe serves exactly as a fresh one), `__init__` (a docstring) and the entry script (arguments).
 _AGENT = "modelcompat_probe_agent"
 _SHARED_CODE = ("modelcompat.validators.base", "modelcompat.execution.context", "modelcompat.model.precision",
+                "modelcompat.model.single_nodes",  # operator_coverage's one-node models (issue 16)
                 *(f"{_AGENT}.{m}" for m in ("protocol", "common", "environment", "onnx_ops", "torch_ops", "inference",
-                                             "bench", "precision", "cpu_load")))
+                                             "bench", "precision", "cpu_load", "node_kernels")))
 _AGENT_UNKEYED = ("faults", "zygote", "__init__")
 
 

@@ -26,7 +26,8 @@ def test_every_store_option_is_the_shared_one() -> None:
     with_store = {name: next(p for p in c.params if p.name == "store") for name, c in commands.items()
                   if any(p.name == "store" for p in c.params)}
     assert set(with_store) == {"run", "plan", "check", "history", "report", "baseline promote", "baseline show",
-                               "store compact"}
+                               "store compact", "range", "localise", "remediate", "audit", "sbom",
+                               "registry alias set"}
     assert {(tuple(p.opts), p.help) for p in with_store.values()} == {
         (("--store",), "Store folder or URI (default: $MODELCOMPAT_STORE or .modelcompat/store).")}
 
