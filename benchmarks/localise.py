@@ -89,7 +89,7 @@ def run(ctx: Context) -> dict[str, Any]:
         loader.write_text(_LOADER.format(payload=str(pkg.resolve(pkg.manifest.payload))))
         matrix = REPO_ROOT / "matrices" / "default.yaml"
         ours = [sys.executable, "-c", _DRIVER, str(package_dir), str(matrix), CELL, str(tmp / "work"), str(BATCH)]
-        theirs = [str(polygraphy_bin()), "run", model.name, "--onnxrt", "--onnx-outputs", "mark", "all",
+        theirs = [str(polygraphy_bin(("onnx",))), "run", model.name, "--onnxrt", "--onnx-outputs", "mark", "all",
                   "--data-loader-script", f"{loader}:load_data"]
 
         def side(name: str, keep: bool) -> None:
@@ -120,7 +120,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ]
     params = {"model": f"corpus {MODEL} ({model.name})", "cell": CELL, "against": "reference (host onnxruntime)",
               "batch": BATCH, "rounds": rounds, "polygraphy": " ".join(["polygraphy", *theirs[1:]]),
-              "polygraphy_env": ", ".join(requirements())}
+              "polygraphy_env": ", ".join(requirements(("onnx",)))}
     interpretation = (
         f"Comparing every node of BERT, localise's largest process peaked at {ours_mib:.0f} MiB against "
         f"{theirs_mib:.0f} MiB for Polygraphy marking every tensor ({ours_mib / theirs_mib:.2f}x), and took "

@@ -20,18 +20,19 @@ POLYGRAPHY = "polygraphy==0.53.6"
 MARKER = "bench-env.json"
 
 
-def requirements() -> list[str]:
-    """Polygraphy plus exactly the host's onnxruntime and numpy, so both sides run the same runtime build."""
-    return [POLYGRAPHY, f"onnxruntime=={metadata.version('onnxruntime')}", f"numpy=={metadata.version('numpy')}"]
+def requirements(extra: tuple[str, ...] = ()) -> list[str]:
+    """Polygraphy plus exactly the host's onnxruntime and numpy, so both sides run the same runtime build; `extra`
+    names more host packages to pin the same way (`onnx`: Polygraphy needs it to mark tensors as outputs)."""
+    return [POLYGRAPHY, *(f"{name}=={metadata.version(name)}" for name in ("onnxruntime", "numpy", *extra))]
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelcompat" / "bench-envs"
 
 
-def polygraphy_bin() -> Path:
+def polygraphy_bin(extra: tuple[str, ...] = ()) -> Path:
     """The `polygraphy` executable of the cached venv, built on first use (a marker written last vouches for it)."""
-    reqs = requirements()
+    reqs = requirements(extra)
     digest = hashlib.sha256(json.dumps([sys.version_info[:2], reqs]).encode()).hexdigest()[:16]
     root = cache_dir() / f"polygraphy-{digest}"
     exe = root / "bin" / "polygraphy"
