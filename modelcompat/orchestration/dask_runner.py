@@ -42,6 +42,12 @@ LOCAL_CLUSTER_CONFIG = {
     # and re-fault its activation buffers on every forward pass (+60 % page faults on a conv stack, torch
     # ResNet-18 59 ms a batch in a run vs 38 ms in a bare loop). Workers and probes run as a server would.
     "distributed.nanny.pre-spawn-environ": {},
+    # While a timed check runs, every process of the run should sleep. Dask's defaults wake each worker every
+    # 10 ms to sample its stack (the dashboard's profiler, which no one reads here) and every process every
+    # 20 ms to check its event loop's health; both are slowed down, not the memory monitor (worker limits).
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
 }
 
 

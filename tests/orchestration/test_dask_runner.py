@@ -37,6 +37,7 @@ def test_gpu_cell_routes_when_one_worker_has_a_gpu() -> None:
 # so only a new process shows what a run's first local cluster does.
 _CLUSTER_SCRIPT = textwrap.dedent("""
     import json, os, sys, threading, time
+    import dask
     from dataclasses import dataclass
     from modelcompat.orchestration.dask_runner import DaskCellRunner
 
@@ -72,7 +73,9 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
             time.sleep(0.02)
         return {"cell": j.cell.id, "gx_preloaded": "great_expectations" in sys.modules,
                 "late_variable": os.environ.get("SET_AFTER_FORKSERVER"),
-                "thread_caps": [os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")]}
+                "thread_caps": [os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")],
+                "quiet": [dask.config.get("distributed.worker.profile.enabled"),
+                          dask.config.get("distributed.admin.tick.interval")]}
 
     def main():
         gate = os.environ["GATE"]
@@ -139,6 +142,8 @@ def test_a_local_cluster_queues_cells_hands_them_out_in_order_and_forks_preloade
     # probe inherits them, and torch would run single-threaded, unlike any server
     # Nor an allocator setting: the cells' probes inherit the workers' environment (and with it how malloc behaves).
     assert all(r["thread_caps"] == [None, None, None] for r in out["results"])
+    # And quiet while a timed check runs: no 10 ms stack sampler, no 20 ms event-loop tick in the workers.
+    assert all(r["quiet"] == [False, "1s"] for r in out["results"])
     assert out["flow_thread_caps"] == [None, None, None]
 
 

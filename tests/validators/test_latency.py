@@ -74,6 +74,10 @@ def test_a_stable_model_stops_on_precision_and_reports_it(demo_package) -> None:
     assert m["samples"] >= LatencyParams().min_samples
     # a throughput level may still be short of ±5 % on a busy machine; the latency phase is not named
     assert all("latency (" not in f.message for f in report.findings if f.code == "latency.precision_not_reached")
+    # the latency phase ran the windows concurrency 1's throughput is read from, even though p50/p95 were precise
+    # after the first one (a 6 µs model): its throughput has a precision, not "too few windows"
+    assert "throughput_c1_precision_pct" in m
+    assert all("too few windows" not in f.message for f in report.findings)
 
 
 CASES = [

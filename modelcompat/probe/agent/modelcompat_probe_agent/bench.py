@@ -81,9 +81,10 @@ def warm_up(call: Callable[[], Any], deadline: float, window_s: float, precision
 
 
 def measure_latency(call: Callable[[], Any], deadline: float, window_s: float, precision: float,
-                    confidence: float, min_samples: int) -> Dict[str, Any]:
+                    confidence: float, min_samples: int, min_windows: int = 1) -> Dict[str, Any]:
     """Sequential single runs in windows until p50 and p95 are each within `precision` at `confidence`
-    (with at least `min_samples`), or the deadline. Returns the samples' summary and achieved precision."""
+    (with at least `min_samples`, over at least `min_windows` windows: concurrency 1's throughput is read from
+    them), or the deadline. Returns the samples' summary and achieved precision."""
     begin = time.perf_counter()
     samples: List[float] = []
     window_rates: List[float] = []  # requests per second of each window: throughput at concurrency 1
@@ -99,7 +100,8 @@ def measure_latency(call: Callable[[], Any], deadline: float, window_s: float, p
         p95_precision = quantile_precision(samples, 0.95, confidence)
         reached = (len(samples) >= min_samples and p50_precision is not None and p95_precision is not None
                    and p50_precision <= precision and p95_precision <= precision)
-        if reached or time.perf_counter() + samples[len(samples) // 2] / 1000.0 > deadline:
+        if (reached and len(window_rates) >= min_windows) or \
+                time.perf_counter() + samples[len(samples) // 2] / 1000.0 > deadline:
             break
     out: Dict[str, Any] = summary(samples)
     out.update({"samples": len(samples), "time_s": time.perf_counter() - begin, "reached": reached,
@@ -231,8 +233,9 @@ def op_bench(args: Dict[str, Any]) -> Dict[str, Any]:
         return time.perf_counter() + max(0.0, deadline - time.perf_counter()) * weight / weights_left
 
     concurrent = [level for level in levels if level > 1]  # concurrency 1 comes from the latency phase
+    # A micro-model reaches p50/p95 precision within one window; concurrency 1's throughput still needs a few.
     latency = measure_latency(call, share(LATENCY_WEIGHT, LATENCY_WEIGHT + len(concurrent)), window_s, precision,
-                              confidence, min_samples)
+                              confidence, min_samples, MIN_THROUGHPUT_WINDOWS if 1 in levels else 1)
     throughput = [sequential_throughput(latency, precision, confidence)] if 1 in levels else []
     for i, level in enumerate(concurrent):
         # A window must hold a few requests' worth of time, or a window is mostly one request's noise.
