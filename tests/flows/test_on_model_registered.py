@@ -68,6 +68,8 @@ def test_registering_a_version_triggers_its_check_and_writes_the_verdict_back(se
     assert {r.cell for r in store.load_reports(entry["run_id"])} == {"host-ort/cpu/ort-cpu", "host-torch/cpu/torch-eager"}
     # Configured to promote (MODELCOMPAT_PROMOTE_TO): the passing version is now staging, through the gate, and
     # the trail says so as that flow run (the check's verdict first).
+    # The flow records the verdict, then moves the alias: wait for the move (bounded), not for a timing margin.
+    wait_until(lambda: registry.model("demo-mlp")["aliases"].get("staging"), 120, "the staging alias", interval=1)
     assert registry.model("demo-mlp")["aliases"] == {"staging": "1.0.0"}
     trail = audit.records(store, model="demo-mlp")
     assert [r["action"] for r in trail] == ["run.verdict", "alias.set"]
