@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 FLOW_NAME = "check-matrix"  # the flow this run is a run of (flows/check_matrix.py)
 TASK_KEY = "check_cell_task"  # its per-cell task (flows/check_matrix.py: check_cell_task)
 _TIMEOUT_S = 30.0
+_RETRY_CODES = (429, 502, 503)
+_RETRIES = 5
+_BACKOFF_S = 0.5
 
 
 class PrefectApiError(ModelcompatError):
@@ -55,20 +59,36 @@ class PrefectRest:
         self.api_url = api_url.rstrip("/")
 
     def post(self, path: str, body: Any) -> Any:
+        # As Prefect's own client: a server busy on its SQLite file answers 503 ("database is locked") and a
+        # proxy 429/502; those are retried with backoff (two runs recorded at once hit it), others are not.
+        for attempt in range(_RETRIES + 1):
+            try:
+                return self._post_once(path, body)
+            except urllib.error.HTTPError as exc:
+                if exc.code not in _RETRY_CODES or attempt == _RETRIES:
+                    raise self._refused(path, exc) from None
+                retry_after = exc.headers.get("Retry-After") if exc.headers else None
+                time.sleep(float(retry_after) if retry_after and retry_after.isdigit() else _BACKOFF_S * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _post_once(self, path: str, body: Any) -> Any:
         request = urllib.request.Request(f"{self.api_url}{path}", data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json", "Accept": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310 (the user's API URL)
                 text = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            raise PrefectApiError(f"the Prefect API at {self.api_url} answered {exc.code} to POST {path}: {detail}"
-                                  " (check PREFECT_API_URL and the server's version)") from None
+        except urllib.error.HTTPError:
+            raise
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise PrefectApiError(f"the Prefect API at {self.api_url} did not answer POST {path}: {reason} "
                                   "(is the server running? check PREFECT_API_URL)") from None
         return json.loads(text) if text else None
+
+    def _refused(self, path: str, exc: urllib.error.HTTPError) -> PrefectApiError:
+        detail = exc.read().decode(errors="replace")[:500]
+        return PrefectApiError(f"the Prefect API at {self.api_url} answered {exc.code} to POST {path}: {detail}"
+                               " (check PREFECT_API_URL and the server's version)")
 
 
 def _state(kind: str, message: str | None = None) -> dict[str, Any]:

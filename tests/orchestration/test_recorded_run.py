@@ -40,3 +40,36 @@ def test_once_the_flow_run_exists_a_failing_record_is_a_warning_not_a_lost_run(c
     with caplog.at_level(logging.WARNING):
         assert _recorded(rest.post, "/artifacts/", {"key": "k"}) is None
     assert "record on the server is incomplete" in caplog.text and "POST /artifacts/" in caplog.text
+
+
+def test_a_busy_server_is_retried_as_prefects_client_does() -> None:
+    """A real HTTP server on 127.0.0.1 that answers 503 ("database is locked") twice, then 201: the post lands."""
+    import http.server
+    import json as _json
+    import threading
+
+    answers = [503, 503, 201]
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            seen.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            code = answers.pop(0)
+            body = _json.dumps({"id": "f1"} if code == 201 else {"detail": "database is locked"}).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        got = PrefectRest(f"http://127.0.0.1:{server.server_port}/api").post("/flows/", {"name": FLOW_NAME})
+    finally:
+        server.shutdown()
+    assert got == {"id": "f1"} and seen == ["/api/flows/"] * 3
