@@ -27,8 +27,7 @@ import pandas as pd
 from modelcompat import settings
 from modelcompat.errors import InputError
 from modelcompat.results.report import Report, Status
-from modelcompat.store import RunNotFoundError, Store, reports_from_frame
-from modelcompat.store import audit
+from modelcompat.store import RunNotFoundError, Store, audit, reports_from_frame
 
 BASELINE_SCHEMA_VERSION = 1
 RULES = ("last-passing",)

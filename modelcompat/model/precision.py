@@ -53,8 +53,9 @@ def needs_conversion(runtime_kind: str, artifact_format: str, precision: str) ->
 
 
 @contextlib.contextmanager
-def _quiet() -> Any:
-    """onnxruntime's converters log and warn per clamped weight; the findings carry what matters."""
+def quiet_converters() -> Any:
+    """Silence converters (onnxruntime's, onnx's, onnxconverter-common's) that log and warn per tensor or clamped
+    weight; the findings and reports carry what matters."""
     # quantize_dynamic logs its advice on the root logger, so per-logger levels do not reach it.
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -121,7 +122,7 @@ def _write(src: Path, precision: str, dest: Path, *, external: bool) -> None:
     (a source that needed external data may still be over protobuf's 2 GB once converted)."""
     import onnx
 
-    with _quiet():
+    with quiet_converters():
         if precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 

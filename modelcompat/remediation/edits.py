@@ -6,13 +6,11 @@ converter's own words (they are what the report quotes as the reason a transform
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from modelcompat.model.precision import quiet_converters
 
 # Tensor element types that need a newer IR than the opset alone implies (onnx/IR.md, "IR version history").
 _DTYPE_IR = {17: 9, 18: 9, 19: 9, 20: 9,  # float8 e4m3fn, e4m3fnuz, e5m2, e5m2fnuz
@@ -23,19 +21,6 @@ DATA_FILE_SUFFIX = ".data"
 
 class EditError(Exception):
     """A rewrite that could not be made; the message says why (the converter's error, or the feature in the way)."""
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Converters warn per tensor; the report carries what matters."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
 
 
 def load(path: Path) -> Any:
@@ -138,7 +123,7 @@ def down_convert(src: Path, dest: Path, opset: int) -> Path:
     if current is None or current <= opset:
         raise EditError(f"the model imports ai.onnx opset {current}: nothing to down-convert to {opset}")
     try:
-        with _quiet():
+        with quiet_converters():
             converted = version_converter.convert_version(model, opset)
             onnx.checker.check_model(converted)
     except Exception as exc:  # noqa: BLE001  the converter raises RuntimeError/ValidationError: both are the reason
@@ -171,7 +156,7 @@ def fp16_io32(src: Path, dest: Path) -> Path:
 
     external = has_external_data_file(src)
     try:
-        with _quiet():
+        with quiet_converters():
             converted = convert_float_to_float16(load(src), keep_io_types=True)
     except Exception as exc:  # noqa: BLE001  any converter failure is the reason it is rejected
         raise EditError(f"convert_float_to_float16 failed: {_last_line(exc)}") from None
@@ -189,7 +174,7 @@ def torch_reexport(program: Path, payload: dict[str, Any], input_names: list[str
         exported = torch.export.load(str(program))
         args = tuple(torch.from_numpy(payload[name]) for name in input_names)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with _quiet():
+        with quiet_converters():
             torch.onnx.export(exported, args, str(dest), opset_version=opset, dynamo=True,
                               input_names=input_names, output_names=output_names)
         model = onnx.load(str(dest))
