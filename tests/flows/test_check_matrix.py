@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -18,7 +17,7 @@ from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
 from modelcompat.validators.registry import Registry
 from support.cli_imports import modules_loaded, recording_cli
-from support.servers import wait_until
+from support.servers import api_json, wait_until
 
 pytestmark = pytest.mark.server
 CLI = [sys.executable, "-m", "modelcompat.cli"]
@@ -34,9 +33,7 @@ def run_cli(args: list[str], api_url: str | None, tmp_path: Path, timeout: int =
 
 
 def _api(api_url: str, path: str, body: dict) -> list[dict]:
-    resp = httpx.post(f"{api_url}{path}", json=body, timeout=30)
-    resp.raise_for_status()
-    return resp.json()
+    return api_json("POST", f"{api_url}{path}", json=body)
 
 
 def test_default_matrix_end_to_end(prefect_server: str, demo_package, tmp_path: Path) -> None:
@@ -84,7 +81,7 @@ def test_default_matrix_end_to_end(prefect_server: str, demo_package, tmp_path: 
     assert list(runs["run_id"]) == [summary["run_id"]]
 
     # The flow ran on the server the test started: the Dask workers reported their task runs there.
-    flow_run = httpx.get(f"{prefect_server}/flow_runs/{summary['flow_run_id']}", timeout=30).json()
+    flow_run = api_json("GET", f"{prefect_server}/flow_runs/{summary['flow_run_id']}")
     assert flow_run["state_type"] == "COMPLETED"
     assert flow_run["name"] == "check demo on default"  # the package folder and the matrix the CLI passed
     task_runs = _api(prefect_server, "/task_runs/filter", {"flow_runs": {"id": {"any_": [summary["flow_run_id"]]}}})
@@ -236,7 +233,7 @@ def test_one_cell_with_a_server_configured_is_a_flow_run_there_recorded_by_the_c
     # Recorded on the server over its REST API: the CLI process never imported Prefect's engine, nor Dask.
     assert modules_loaded(modules) == []
 
-    flow_run = httpx.get(f"{prefect_server}/flow_runs/{summary['flow_run_id']}", timeout=30).json()
+    flow_run = api_json("GET", f"{prefect_server}/flow_runs/{summary['flow_run_id']}")
     assert flow_run["state_type"] == "COMPLETED"
     assert flow_run["name"] == "check demo on default, cells host-ort/cpu/ort-cpu, validators integrity,numerical_parity"
     assert flow_run["parameters"]["run_id"] == summary["run_id"]  # the run the CLI planned is the flow's

@@ -13,7 +13,7 @@ import pytest
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store, audit
-from support.servers import stop_group, wait_until
+from support.servers import api_json, stop_group, wait_until
 
 CLI = [sys.executable, "-m", "modelcompat.cli"]
 
@@ -77,10 +77,10 @@ def test_registering_a_version_triggers_its_check_and_writes_the_verdict_back(se
 
     # validate-one through the API: just that validator on just that cell, re-run (not reused).
     api = env["PREFECT_API_URL"]
-    deployment = httpx.get(f"{api}/deployments/name/validate-one/validate-one", timeout=10).json()
-    flow_run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", timeout=10, json={
-        "parameters": {"model_name": "demo-mlp", "validator": "loadability", "cells": "host-ort/cpu/*"}}).json()
-    state = wait_until(lambda: (s := httpx.get(f"{api}/flow_runs/{flow_run['id']}", timeout=10).json()["state_type"])
+    deployment = api_json("GET", f"{api}/deployments/name/validate-one/validate-one")
+    flow_run = api_json("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={
+        "parameters": {"model_name": "demo-mlp", "validator": "loadability", "cells": "host-ort/cpu/*"}})
+    state = wait_until(lambda: (s := api_json("GET", f"{api}/flow_runs/{flow_run['id']}")["state_type"])
                   in ("COMPLETED", "FAILED", "CRASHED") and s, 300, "the validate-one run", interval=3)
     assert state == "COMPLETED"
     latest = store.runs().iloc[-1]

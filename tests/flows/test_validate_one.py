@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from modelcompat.model_registry.local import LocalRegistry
 from modelcompat.settings import matrices_dir
 from modelcompat.store import Store
+from support.servers import api_json
 
 VALIDATE_ONE = """
 import json, sys
@@ -36,9 +36,9 @@ def test_validate_one_names_its_subflow_after_the_model_matrix_and_filter(prefec
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     run = Store(str(tmp_path / "store")).runs().set_index("run_id").loc[result["run_id"]]
-    subflow = httpx.get(f"{prefect_server}/flow_runs/{run['flow_run_id']}", timeout=30).json()
+    subflow = api_json("GET", f"{prefect_server}/flow_runs/{run['flow_run_id']}")
     assert subflow["name"] == "check demo-mlp 1.0.0 on smoke, cells host-ort/cpu/*, validators loadability"
     # The parent validate-one run, found through the task run Prefect records for its subflow call.
-    parent_id = httpx.get(f"{prefect_server}/task_runs/{subflow['parent_task_run_id']}", timeout=30).json()["flow_run_id"]
-    parent = httpx.get(f"{prefect_server}/flow_runs/{parent_id}", timeout=30).json()
+    parent_id = api_json("GET", f"{prefect_server}/task_runs/{subflow['parent_task_run_id']}")["flow_run_id"]
+    parent = api_json("GET", f"{prefect_server}/flow_runs/{parent_id}")
     assert parent["name"] == "loadability on host-ort/cpu/* of demo-mlp latest"

@@ -31,6 +31,31 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def api_json(method: str, url: str, json: Any = None, timeout: float = 120) -> Any:
+    """One call to a server's JSON API, as its clients make it: a busy server (429, 5xx, a dropped connection;
+    SQLite's 'database is locked' is a 503) is asked again with backoff, bounded; any other error fails the test
+    with the server's answer, not a KeyError on an error body."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    while True:
+        try:
+            resp = httpx.request(method, url, json=json, timeout=30)
+        except httpx.TransportError as exc:
+            answer = f"{type(exc).__name__}: {exc}"
+        else:
+            if resp.is_success:
+                return resp.json()
+            if resp.status_code != 429 and resp.status_code < 500:
+                raise AssertionError(f"{method} {url} answered {resp.status_code}: {resp.text[:500]}")
+            answer = f"{resp.status_code}: {resp.text[:200]}"
+        if time.monotonic() + delay > deadline:
+            raise AssertionError(f"{method} {url} still failing after {timeout:.0f} s: {answer}")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[Any], log: Path, what: str, timeout: float = 120) -> None:
     """Wait for `url` to answer 200; fail with the process log if it exits or never answers."""
     deadline = time.monotonic() + timeout
