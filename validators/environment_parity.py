@@ -1,4 +1,6 @@
-"""`environment_parity`: the package's declared requirements against the exact versions installed in the cell.
+"""`environment_parity`: the package's declared requirements against the exact versions installed in the cell, and
+the artifact's own provenance (the torch that saved a .pt2, an onnxruntime-produced ONNX, declared lineage steps)
+against the cell's runtime: an artifact written by a newer framework than the cell runs is flagged.
 
 Also records the environment fingerprint (python, platform, CPU flags, CUDA driver) as metrics.
 """
@@ -10,6 +12,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from modelcompat.model.provenance import ArtifactFacts, read_facts, release
 from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 
 # Distributions that provide one runtime kind: a requirement on another kind's library (torch on an
@@ -45,11 +48,12 @@ def _pin_hint(req: Requirement) -> str:
 
 class EnvironmentParity(Validator):
     name = "environment_parity"
-    version = "1"
+    version = "2"
     description = ("The package's declared requirements (e.g. onnxruntime>=1.17,<2, python>=3.10) hold in the "
-                   "cell's environment, with the exact installed versions; records python, platform, CPU flags "
-                   "and CUDA driver.")
-    inputs = ("manifest.requirements", "runtime", "hardware")
+                   "cell's environment, with the exact installed versions; the artifact was not saved by a newer "
+                   "framework than the cell runs (a .pt2's torch, an onnxruntime-produced ONNX, declared lineage "
+                   "steps); records python, platform, CPU flags and CUDA driver.")
+    inputs = ("manifest.requirements", "manifest.provenance", "artifact", "runtime", "hardware")
     needs_model = False  # reads installed versions only
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
@@ -105,6 +109,7 @@ class EnvironmentParity(Validator):
                     "requirement_unmet", f"requirement {str(req)!r} is not met in {ctx.cell.runtime.id}: "
                     f"{dist} {version} is installed", f"{fix}, or relax the package's requirement if it "
                     "was declared too strictly", observed=f"{dist}=={version}", expected=str(req)))
+        findings += _newer_than_runtime(ctx, info)
         flags = set(info.get("cpu_flags") or [])
         gpus = info.get("gpus") or []
         metrics: dict[str, float] = {
@@ -121,3 +126,47 @@ class EnvironmentParity(Validator):
             except ValueError:
                 pass
         return Outcome(metrics=metrics, findings=findings, runtime_version=info.get("runtime_version"))
+
+
+def _runtime_release(ctx: ValidationContext, info: dict[str, Any]) -> tuple[str, str] | None:
+    """(distribution, version) of the cell's runtime library: torch, or the installed onnxruntime build."""
+    kind = ctx.cell.runtime.kind
+    if kind == "torch":
+        version = (info.get("distributions") or {}).get("torch")
+        return ("torch", str(version)) if version else None
+    return _installed(kind, info) if kind == "onnxruntime" else None
+
+
+def _newer(saved: str | None, running: str) -> bool:
+    # Serialization changes with feature releases: major.minor decides, a patch release reads its minor's files.
+    a, b = release(saved), release(running)
+    return a is not None and b is not None and a[:2] > b[:2]
+
+
+def _newer_than_runtime(ctx: ValidationContext, info: dict[str, Any]) -> list[Finding]:
+    """Findings for an artifact that says (or whose declared lineage says) it was written by a newer release of the
+    cell's runtime library than the cell runs: such files may use operators or serialization the runtime lacks."""
+    artifact = ctx.package.artifact(ctx.cell.backend.consumes())
+    running = _runtime_release(ctx, info)
+    if artifact is None or running is None:
+        return []
+    dist, version = running
+    facts: ArtifactFacts = read_facts(ctx.package.resolve(artifact.path), artifact.format, artifact.path)
+    saved: list[tuple[str, str]] = []  # (who says so, version)
+    if dist == "torch" and facts.torch_version:
+        saved.append((f"{artifact.path} was saved by torch {facts.torch_version}", facts.torch_version))
+    if dist.startswith("onnxruntime") and (facts.producer_name or "").startswith("onnxruntime"):
+        saved.append((f"{artifact.path} was produced by {facts.producer_name} {facts.producer_version}",
+                      facts.producer_version or ""))
+    provenance = ctx.package.manifest.provenance
+    for step in provenance.lineage if provenance else []:
+        tool = canonicalize_name(step.tool)
+        same_tool = tool == dist or (tool == "onnxruntime" and dist.startswith("onnxruntime"))
+        if same_tool and step.artifact in (None, artifact.path):
+            saved.append((f"its lineage step `{step.step}` ran {step.tool} {step.version}", step.version or ""))
+    return [_finding(
+        "artifact_newer_than_runtime", f"{who}, newer than the cell's {dist} {version} ({ctx.cell.runtime.id}): it may "
+        "use operators or serialization features this runtime does not have", f"serve it on {dist} >= "
+        f"{'.'.join(map(str, (release(when) or ())[:2]))} (the runtime's requirements in the matrix), or re-export "
+        f"it with the {dist} the cell runs", severity=Severity.WARN, observed=f"{dist} {when}",
+        expected=f"<= {dist} {version}") for who, when in saved if _newer(when, version)]

@@ -160,6 +160,7 @@ def pydantic_error_to_input_error(exc: ValidationError, path: Path, error: type[
         ctx = first.get("ctx") or {}
         if "expected" in ctx:
             fix = f"use one of {ctx['expected']}"
+        fix = ctx.get("fix", fix)  # a validator that knows the fix says it (e.g. the SPDX licence check)
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''} in this file)"

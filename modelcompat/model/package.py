@@ -23,6 +23,7 @@ from modelcompat.files.yaml_reader import (
     strip_lines,
 )
 from modelcompat.matrix.cells import ArtifactFormat
+from modelcompat.model.provenance import Provenance
 from modelcompat.model.types import TensorType, TypeSyntaxError, ValueType, parse_type
 
 MANIFEST_NAME = "modelcompat.yaml"
@@ -191,6 +192,8 @@ class Manifest(_Strict):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Validator parameters for this "
                                               "model, by validator name (e.g. `latency: {time_budget_s: 30}`): "
                                               "override the matrix's `params`; a run's own override these.")
+    provenance: Provenance | None = Field(None, description="Licence (SPDX), source, training data, owner, "
+                                          "intended use and the lineage of conversions (docs/governance.md).")
 
     @field_validator("payload", "reference")
     @classmethod
