@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,7 +11,7 @@ from modelcompat.cli.console import console, err_console
 from modelcompat.cli.options import StoreOption, open_store
 from modelcompat.errors import InputError
 
-FORMATS = ("html", "md", "json", "junit")
+FORMATS = ("html", "md", "json", "junit", "sarif")
 
 
 def history(
@@ -44,11 +44,16 @@ def history(
 
 def report(
     run_id: Annotated[str, typer.Argument(help="The run to report on.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="html | md | json | junit")] = "md",
+    format: Annotated[str, typer.Option("--format", "-f", help="html | md | json | junit | sarif")] = "md",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="The run's package folder, for the artifacts' "
+                                               "locations and provenance (default: found by the run's model "
+                                               "sha256 among the demo, registered and `check` packages).")] = None,
     store: StoreOption = None,
 ) -> None:
-    """Render a stored run: HTML (heatmap + trends, self-contained), markdown, JSON summary or JUnit XML."""
+    """Render a stored run: HTML (heatmap + trends, self-contained), markdown, JSON summary, JUnit XML or SARIF 2.1.0
+    (GitHub code scanning: fail -> error, warn -> warning, each result at the artifact checked, with its SHA-256;
+    security findings with CWE and CVE ids; artifact URIs relative to the current directory when inside it)."""
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}", field="--format", fix="one of: " + ", ".join(FORMATS))
     from modelcompat.baseline.stored_run import summary_from_store
@@ -73,6 +78,8 @@ def report(
         from modelcompat.render.junit import render_junit
 
         text = render_junit(summary)
+    elif format == "sarif":
+        text = _sarif(store_.require_run(run_id), summary, model)
     else:
         from modelcompat.baseline.trends import metric_history
         from modelcompat.render.html import KEY_METRICS, render_html
@@ -89,3 +96,20 @@ def report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     err_console.print(f"{format} report of run {run_id} written to {out}", highlight=False)
+
+
+def _sarif(record: Any, summary: Any, model: Path | None) -> str:
+    """The run as SARIF: the artifacts located (the files `check` was given, or the package's) when the package is
+    found; without it (moved or deleted), the package-relative paths the reports name."""
+    from modelcompat.execution.run_inputs import find_package
+    from modelcompat.model.provenance import package_provenance
+    from modelcompat.render.sarif import locate_artifacts, render_sarif
+
+    try:
+        package = find_package(record, model)
+    except InputError:
+        if model is not None:
+            raise  # a --model that is not the run's package is the user's mistake: say so
+        return render_sarif(summary, [])
+    root = Path.cwd()
+    return render_sarif(summary, locate_artifacts(package, root), root=root, provenance=package_provenance(package))
