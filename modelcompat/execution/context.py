@@ -16,6 +16,7 @@ import numpy as np
 from modelcompat import settings
 from modelcompat.errors import ProbeRequestError
 from modelcompat.matrix.cells import Cell
+from modelcompat.matrix.families import family
 from modelcompat.model.package import ModelPackage
 from modelcompat.model.precision import ConversionError, convert_onnx, needs_conversion
 from modelcompat.model.values import load_values
@@ -77,6 +78,8 @@ class CellContext(ValidationContext):
             artifact=str(artifact),
             format=self.artifact.format,
             backend=self.cell.backend.model_dump(mode="json"),
+            # The device the cell's hardware maps to in its runtime family (OpenVINO: CPU, GPU, NPU).
+            device=family(self.cell.runtime.kind).device(self.cell.hardware.kind),
             input_names=[t.name for t in self.package.manifest.contract.inputs],
             output_names=[t.name for t in self.package.manifest.contract.outputs],
             **options,

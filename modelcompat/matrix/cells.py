@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-RuntimeKind = Literal["onnxruntime", "torch"]
-ArtifactFormat = Literal["onnx", "torchscript", "pt2"]
+from modelcompat.matrix.families import FAMILIES, KINDS, family, modes
+
+# The kinds and modes come from the runtime families (modelcompat/matrix/families/): a new family is a module
+# there, not an edit here.
+RuntimeKind = Literal[KINDS]  # type: ignore[valid-type]
+BackendMode = Literal[modes()]  # type: ignore[valid-type]
+# `openvino`: an OpenVINO IR (model.xml, its weights model.bin as the artifact's data file).
+ArtifactFormat = Literal["onnx", "torchscript", "pt2", "openvino"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
 
@@ -86,43 +92,67 @@ class HardwareSpec(_Strict):
     """A hardware target and what a Dask worker must offer to run on it."""
 
     id: str = Field(description="Short id used in cell ids, e.g. `cpu`, `cuda`.", pattern=r"^[A-Za-z0-9_.+-]+$")
-    kind: Literal["cpu", "cuda", "rocm"] = Field("cpu", description="Device family.")
+    kind: Literal["cpu", "cuda", "rocm", "gpu", "npu"] = Field(
+        "cpu", description="Device family (`gpu`/`npu`: Intel GPU and NPU, as OpenVINO names them).")
     resources: dict[str, float] = Field(
         default_factory=dict, description="Dask worker resources the cell needs, e.g. `{GPU: 1}`."
     )
 
 
+def _backend_rules() -> list[dict[str, Any]]:
+    """Per family: the backend keys it requires and refuses, as JSON-schema if/then rules for editors."""
+    rules = []
+    for fam in FAMILIES.values():
+        props: dict[str, Any] = {"provider": {"type": "string"} if fam.provider else {"type": "null"},
+                                 "mode": {"enum": list(fam.modes)} if fam.modes else {"type": "null"}}
+        if not fam.provider_options:
+            props["provider_options"] = {"maxProperties": 0}
+        required = ["provider"] if fam.provider else ["mode"] if fam.modes else []
+        rules.append({"if": {"properties": {"runtime": {"const": fam.kind}}, "required": ["runtime"]},
+                      "then": {"required": required, "properties": props}})
+    return rules
+
+
+def _a(kind: str) -> str:
+    """`an onnxruntime`, `a torch`, `an openvino`."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
+def _takers(flag: str) -> str:
+    """`onnxruntime and openvino`: the families whose backends take `provider`, `mode` or `provider_options`."""
+    kinds = [f.kind for f in FAMILIES.values() if getattr(f, flag)]
+    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
+
+
 class BackendSpec(_Strict):
-    """How the artifact is executed: an onnxruntime execution provider or a torch mode, and a precision."""
+    """How the artifact is executed: an onnxruntime execution provider, a torch or OpenVINO mode, and a precision."""
+
+    # Which keys a backend takes depends on its runtime family (modelcompat/matrix/families/).
 
     # The kind rules below, also in the JSON schema so editors flag them while typing.
-    model_config = ConfigDict(json_schema_extra={"allOf": [
-        {"if": {"properties": {"runtime": {"const": "onnxruntime"}}, "required": ["runtime"]},
-         "then": {"required": ["provider"], "properties": {"provider": {"type": "string"}, "mode": {"type": "null"}}}},
-        {"if": {"properties": {"runtime": {"const": "torch"}}, "required": ["runtime"]},
-         "then": {"required": ["mode"], "properties": {"provider": {"type": "null"},
-                                                        "provider_options": {"maxProperties": 0},
-                                                        "mode": {"type": "string"}}}},
-    ]})
+    model_config = ConfigDict(json_schema_extra={"allOf": _backend_rules()})
 
     id: str = Field(description="Short id used in cell ids, e.g. `ort-cpu`.", pattern=r"^[A-Za-z0-9_.+-]+$")
     runtime: RuntimeKind = Field(description="The runtime kind this backend runs on.")
     provider: str | None = Field(
         None,
-        description="onnxruntime execution provider, e.g. `CPUExecutionProvider` (onnxruntime only).",
+        description="onnxruntime execution provider, e.g. `CPUExecutionProvider` or `OpenVINOExecutionProvider` "
+        "(onnxruntime only).",
         validate_default=True,  # so an onnxruntime backend that omits it is refused
     )
     provider_options: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Options passed to the execution provider."
+        default_factory=dict, description="Options passed to the execution provider (onnxruntime), or "
+        "compile properties (openvino, e.g. `PERFORMANCE_HINT: LATENCY`)."
     )
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
         "all", description="onnxruntime graph optimisation level."
     )
-    mode: Literal["eager", "torchscript", "export"] | None = Field(
+    mode: BackendMode | None = Field(
         None,
         description="torch execution mode: `eager` runs the .pt2 program's module, `torchscript` a "
-        "TorchScript archive, `export` the .pt2 program decomposed to core ATen (torch only).",
-        validate_default=True,  # so a torch backend that omits it is refused
+        "TorchScript archive, `export` the .pt2 program decomposed to core ATen (torch only). OpenVINO: `onnx` "
+        "reads the ONNX artifact with its ONNX frontend, `ir` the package's OpenVINO IR (openvino only).",
+        validate_default=True,  # so a torch or openvino backend that omits it is refused
     )
     precision: Precision = Field("fp32", description="Numeric precision the backend runs at.")
 
@@ -132,39 +162,46 @@ class BackendSpec(_Strict):
     @classmethod
     def _provider_matches_runtime(cls, value: str | None, info: ValidationInfo) -> str | None:
         runtime = info.data.get("runtime")
-        if runtime == "onnxruntime" and not value:
-            raise _kind_error("an onnxruntime backend needs `provider`",
+        if runtime not in FAMILIES:
+            return value
+        fam = family(runtime)
+        if fam.provider and not value:
+            raise _kind_error(f"{_a(runtime)} backend needs `provider`",
                               "add e.g. `provider: CPUExecutionProvider` or `provider: CUDAExecutionProvider`")
-        if runtime == "torch" and value is not None:
-            raise _kind_error("`provider` is for onnxruntime backends; a torch backend takes `mode`",
-                              "remove `provider` and set `mode: eager`, `torchscript` or `export`")
+        if not fam.provider and value is not None:
+            raise _kind_error(f"`provider` is for {_takers('provider')} backends; {_a(runtime)} backend takes `mode`",
+                              f"remove `provider` and set {fam.mode_hint()}")
         return value
 
     @field_validator("provider_options")
     @classmethod
-    def _options_only_for_onnxruntime(cls, value: dict[str, str | int | float | bool],
-                                      info: ValidationInfo) -> dict[str, str | int | float | bool]:
-        if value and info.data.get("runtime") == "torch":
-            raise _kind_error("`provider_options` is for onnxruntime backends", "remove `provider_options`")
+    def _options_only_where_taken(cls, value: dict[str, str | int | float | bool],
+                                  info: ValidationInfo) -> dict[str, str | int | float | bool]:
+        runtime = info.data.get("runtime")
+        if value and runtime in FAMILIES and not family(runtime).provider_options:
+            raise _kind_error(f"`provider_options` is for {_takers('provider_options')} backends",
+                              "remove `provider_options`")
         return value
 
     @field_validator("mode")
     @classmethod
     def _mode_matches_runtime(cls, value: str | None, info: ValidationInfo) -> str | None:
         runtime = info.data.get("runtime")
-        if runtime == "torch" and value is None:
-            raise _kind_error("a torch backend needs `mode`",
-                              "add `mode: eager`, `mode: torchscript` or `mode: export`")
-        if runtime == "onnxruntime" and value is not None:
-            raise _kind_error("`mode` is for torch backends; an onnxruntime backend takes `provider`",
+        if runtime not in FAMILIES:
+            return value
+        fam = family(runtime)
+        if fam.modes and value is None:
+            raise _kind_error(f"{_a(runtime)} backend needs `mode`", f"add {fam.mode_hint()}")
+        if not fam.modes and value is not None:
+            raise _kind_error(f"`mode` is for {_takers('modes')} backends; {_a(runtime)} backend takes `provider`",
                               "remove `mode`")
+        if fam.modes and value not in fam.modes:
+            raise _kind_error(f"`mode: {value}` is not {_a(runtime)} mode", f"use {fam.mode_hint()}")
         return value
 
     def consumes(self) -> ArtifactFormat:
         """The artifact format this backend executes."""
-        if self.runtime == "onnxruntime":
-            return "onnx"
-        return "torchscript" if self.mode == "torchscript" else "pt2"
+        return family(self.runtime).consumes(self)  # type: ignore[return-value]
 
 
 class Cell(_Strict):

@@ -32,6 +32,7 @@ from modelcompat.files.yaml_reader import (
     strip_lines,
 )
 from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
+from modelcompat.matrix.families import KINDS
 
 Axis = Literal["runtime", "hardware", "backend"]
 AXES: tuple[Axis, ...] = ("runtime", "hardware", "backend")
@@ -207,7 +208,7 @@ def _expand(spec: MatrixSpec, path: Path, lines: dict[str, int]) -> list[Cell]:
     by_id = {axis: {item.id: item for item in items} for axis, items in axes.items()}
 
     # Counted before enumerating, so an accidental 1000×1000×1000 matrix is refused at once.
-    per_kind = {kind: sum(1 for b in spec.backends if b.runtime == kind) for kind in ("onnxruntime", "torch")}
+    per_kind = {kind: sum(1 for b in spec.backends if b.runtime == kind) for kind in KINDS}
     candidates = sum(len(spec.hardware) * per_kind.get(r.kind, 0) for r in spec.runtimes)
     if candidates == 0:
         kinds = ", ".join(sorted({r.kind for r in spec.runtimes}))

@@ -15,14 +15,15 @@ from typing import Any
 
 from modelcompat.errors import ManifestError
 from modelcompat.matrix.cells import Cell
+from modelcompat.matrix.families import FAMILIES
 from modelcompat.model.hashing import cached_sha256
 from modelcompat.model.package import Artifact, ModelPackage
 from modelcompat.probe.process import AGENT_PACKAGE
 from modelcompat.runtime.environments import RuntimeEnv, resolved_versions
 from modelcompat.validators.base import Validator
 
-# Which resolved packages of a runtime matter to its checks (a host venv holds prefect etc. too).
-_KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("torch", "numpy")}
+# Which resolved packages of a runtime matter to its checks (a host venv holds prefect etc. too): its family's.
+_KEY_PACKAGES = {kind: fam.key_packages for kind, fam in FAMILIES.items()}
 
 
 # Code every check's result depends on besides its own module: the context validators read through,
@@ -30,12 +31,21 @@ _KEY_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "numpy"), "torch": ("tor
 # of them re-runs every check. The agent is read as files (the host never imports it); left out on purpose,
 # because they cannot change a result: `faults` (test-only fault injection), `zygote` (process set-up: a
 # forked probe serves exactly as a fresh one), `__init__` (a docstring) and the entry script (arguments).
+# A runtime family's agent module (`family_<kind>`) keys only the checks of its own cells (_FAMILY_CODE):
+# adding or editing one family re-runs none of another's checks.
 _AGENT = "modelcompat_probe_agent"
 _SHARED_CODE = ("modelcompat.validators.base", "modelcompat.execution.context", "modelcompat.model.precision",
                 "modelcompat.model.single_nodes",  # operator_coverage's one-node models (issue 16)
-                *(f"{_AGENT}.{m}" for m in ("protocol", "common", "environment", "onnx_ops", "torch_ops", "inference",
+                *(f"{_AGENT}.{m}" for m in ("protocol", "common", "environment", "family", "inference",
                                              "bench", "precision", "cpu_load", "node_kernels")))
 _AGENT_UNKEYED = ("faults", "zygote", "__init__")
+_FAMILY_PREFIX = "family_"
+
+
+def _family_code(kind: str | None) -> tuple[str, ...]:
+    """The agent module of `kind`'s family; every family's when no kind is given."""
+    kinds = [kind] if kind is not None else list(FAMILIES)
+    return tuple(f"{_AGENT}.{_FAMILY_PREFIX}{k}" for k in kinds)
 
 
 def _module_source(name: str) -> str:
@@ -80,10 +90,11 @@ def normalised_source(source: str) -> str:
     return ast.unparse(_Normalise().visit(tree))
 
 
-def code_fingerprint(validator: type[Validator]) -> str:
-    """The validator's declared version plus a hash of its module's and the shared code's normalised source."""
+def code_fingerprint(validator: type[Validator], kind: str | None = None) -> str:
+    """The validator's declared version plus a hash of its module's, the shared code's and the runtime family's
+    (`kind`'s; every family's when None) normalised source."""
     digest = hashlib.sha256()
-    for name in (validator.__module__, *_SHARED_CODE):
+    for name in (validator.__module__, *_SHARED_CODE, *_family_code(kind)):
         digest.update(normalised_source(_module_source(name)).encode())
         digest.update(b"\0")  # module boundaries: two modules' code never hashes as one
     return f"v{validator.version} ast:{digest.hexdigest()[:12]}"
@@ -135,7 +146,7 @@ def input_components(validator: type[Validator], params: dict[str, Any], cell: C
     parts: dict[str, str] = {
         # Reports are per cell: a report is never reused for another cell, even with equal inputs.
         "cell": cell.id,
-        "validator": code_fingerprint(validator),
+        "validator": code_fingerprint(validator, cell.runtime.kind),
         "params": _json(validator.Params.model_validate(params).model_dump(mode="json")),
     }
     for name in validator.inputs:

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from modelcompat import settings
+from modelcompat.matrix import families
 from modelcompat.probe.process import PROBE_SCRIPT, close_streams, wait_exited
 
-KINDS = ("onnxruntime", "torch")
+KINDS = families.KINDS  # every runtime family has a zygote (the agent imports its `zygote_imports`)
 _READY_TIMEOUT_S = 300.0  # importing torch on a loaded machine; a zygote that takes longer is given up on
 _MAX_ZYGOTES = 4  # per host process: each holds its runtime's imports (torch: ~300 MB)
 _PAD = "_" * 200  # keep in step with the agent's zygote._ZYGOTE_PAD: room for a child's own command line

@@ -36,9 +36,11 @@ from modelcompat import settings
 from modelcompat.errors import EnvironmentBuildError
 from modelcompat.files.atomic import write_text
 from modelcompat.matrix.cells import RuntimeSpec
+from modelcompat.matrix.families import FAMILIES
 
 MARKER = "modelcompat-env.json"
-HOST_PACKAGES = ("onnxruntime", "onnx", "numpy", "torch")
+# The host packages that make up a host runtime: every family's key packages (onnxruntime, onnx, numpy, torch, …).
+HOST_PACKAGES = tuple(dict.fromkeys(p for f in FAMILIES.values() for p in f.key_packages))
 _LOCK_TIMEOUT_S = 1800.0  # a cold build downloading torch can take minutes; never wait forever
 RESOLUTIONS = "resolutions"
 _RESOLVE_LOCK_TIMEOUT_S = 600.0

@@ -140,13 +140,25 @@ def test_the_fault_module_is_in_no_key_and_the_result_modules_are(agent_copy: Pa
 
 
 def test_every_agent_module_is_keyed_or_left_out_on_purpose() -> None:
-    keyed = {n.split(".", 1)[1] for n in cache_keys._SHARED_CODE if n.startswith("modelcompat_probe_agent.")}
+    every = (*cache_keys._SHARED_CODE, *cache_keys._family_code(None))
+    keyed = {n.split(".", 1)[1] for n in every if n.startswith("modelcompat_probe_agent.")}
     on_disk = {p.stem for p in AGENT_PACKAGE.glob("*.py")}
     assert "faults" not in keyed and "faults" in cache_keys._AGENT_UNKEYED
     assert keyed | set(cache_keys._AGENT_UNKEYED) == on_disk and not keyed & set(cache_keys._AGENT_UNKEYED)
-    # Read as files, never imported into the host; a missing file would silently drop out of every key.
-    assert all(cache_keys._module_source(n) for n in cache_keys._SHARED_CODE)
+    # Read as files, never imported into the host; a missing file would silently drop out of every key (a host
+    # family without its agent module, too).
+    assert all(cache_keys._module_source(n) for n in every)
     assert not any(m.startswith("modelcompat_probe_agent") for m in sys.modules)
+
+
+def test_a_runtime_family_module_keys_only_its_own_cells(agent_copy: Path) -> None:
+    """Editing (or adding) one family's agent module re-runs that family's checks, no other family's."""
+    validator = Registry.discover().validators["loadability"]
+    before = {kind: code_fingerprint(validator, kind) for kind in ("onnxruntime", "torch", "openvino")}
+    _edit(agent_copy / "family_openvino.py", 'HINTS = {"fp32": "f32"', 'HINTS = {"fp32": "f16"')
+    after = {kind: code_fingerprint(validator, kind) for kind in before}
+    assert after["openvino"] != before["openvino"]
+    assert after["onnxruntime"] == before["onnxruntime"] and after["torch"] == before["torch"]
 
 
 def test_the_code_component_names_why_keys_changed_once() -> None:
@@ -169,7 +181,7 @@ def test_every_other_component_is_rendered_as_before(demo_package) -> None:
     python = f"python=={sys.version_info.major}.{sys.version_info.minor}"
     assert parts == {
         "cell": "host-ort/cpu/ort-cpu",
-        "validator": code_fingerprint(validator),
+        "validator": code_fingerprint(validator, "onnxruntime"),
         "params": dumps(validator.Params().model_dump(mode="json")),
         "artifact": f"{artifact.path} sha256:{sha256_file(demo_package.resolve(artifact.path))} "
                     f"declared:{artifact.sha256}",

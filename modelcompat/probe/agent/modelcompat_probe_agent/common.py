@@ -15,8 +15,9 @@ class _State:
 
     def __init__(self) -> None:
         self.counter = 0
-        self.kind: Optional[str] = None  # "onnx" | "torch"
-        self.session: Any = None  # onnxruntime.InferenceSession or a torch module
+        self.kind: Optional[str] = None  # the runtime family's kind: "onnxruntime" | "torch" | "openvino" | …
+        self.family: Any = None  # that family (family.Family), which binds payloads to `session`
+        self.session: Any = None  # what the family loaded: an InferenceSession, a torch module, a compiled model
         self.input_names: List[str] = []
         self.output_names: List[str] = []
         self.output_types: Dict[str, str] = {}  # contract type of non-tensor outputs (map value dtypes)

@@ -2,13 +2,12 @@
 unless the host names a runtime kind)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import sys
 from typing import Any, Dict, List, Optional
 
-from .common import ProbeUsageError
+from .family import detect, family, kinds
 
 
 def _pkg_version(*dist_names: str) -> Optional[str]:
@@ -24,22 +23,14 @@ def _pkg_version(*dist_names: str) -> Optional[str]:
 
 
 def _packages() -> Dict[str, str]:
-    candidates = {
-        "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"),
-        "onnx": ("onnx",),
-        "numpy": ("numpy",),
-        "torch": ("torch",),
-    }
+    candidates = {kind: family(kind).distributions for kind in kinds()}
+    candidates.update({"onnx": ("onnx",), "numpy": ("numpy",)})
     found = {}
     for key, dists in candidates.items():
         version = _pkg_version(*dists)
         if version is not None:
             found[key] = version
     return found
-
-
-def _importable(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 # CPU features that decide which kernels a runtime can use (x86 vector extensions, ARM SIMD).
@@ -101,23 +92,13 @@ def op_describe(args: Dict[str, Any]) -> Dict[str, Any]:
     kind = args.get("kind")
     if kind is None:
         # find_spec, not import: tells which runtime this env provides without paying for the import.
-        kind = "onnxruntime" if _importable("onnxruntime") else ("torch" if _importable("torch") else None)
+        kind = detect()
     providers: List[str] = []
     version = None
-    if kind == "onnxruntime":
-        import onnxruntime as ort
-
-        version = ort.__version__
-        providers = list(ort.get_available_providers())
-    elif kind == "torch":
-        import torch
-
-        version = torch.__version__
-        providers = ["cpu"]
-        if torch.cuda.is_available():
-            providers.append("cuda")
-    elif kind is not None:
-        raise ProbeUsageError("describe: unknown kind %r (expected onnxruntime or torch)" % (kind,))
+    if kind is not None:
+        runtime = family(kind)  # an unknown kind is refused, naming the families this probe has
+        version = runtime.version()
+        providers = runtime.devices()  # onnxruntime's execution providers, torch's and OpenVINO's devices
     return {
         "kind": kind,
         "runtime_version": "%s %s" % (kind, version) if version else None,

@@ -1,5 +1,5 @@
-"""`load` and `run`: the one model this probe serves, whichever runtime loads it, and its outputs as a values
-.npz (tensors, sequences, maps; see common.encode_values)."""
+"""`load` and `run`: the one model this probe serves, loaded and run by its runtime family (`family`), and its
+outputs as a values .npz (tensors, sequences, maps; see common.encode_values)."""
 from __future__ import annotations
 
 import gc
@@ -8,8 +8,7 @@ import time
 from typing import Any, Callable, Dict, List
 
 from .common import STATE, ProbeUsageError, atomic_savez, decode_values
-from .onnx_ops import load_onnx, run_once_onnx
-from .torch_ops import load_torch, run_once_torch, torch_inputs
+from .family import family, kind_of
 
 
 def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
@@ -18,17 +17,20 @@ def op_load(args: Dict[str, Any]) -> Dict[str, Any]:
     backend = dict(args.get("backend") or {})
     # A session option a validator may vary (determinism: 1 vs N threads), not part of the cell's backend.
     backend["intra_op_threads"] = args.get("intra_op_threads")
+    # The device the cell's hardware maps to in its family (OpenVINO's CPU/GPU/NPU), when the host names one.
+    backend["device"] = args.get("device")
+    # A request without a backend runtime (older hosts, localise) names its family by format.
+    runtime = family(kind_of(args, "onnxruntime" if fmt == "onnx" else "torch"))
     # Drop the previous model first, so two models never have to fit in memory at once.
     STATE.session = None
     STATE.kind = None
+    STATE.family = None
     STATE.output_types = {}
     gc.collect()
     start = time.perf_counter()
-    if fmt == "onnx":
-        result = load_onnx(path, backend)
-    else:
-        result = load_torch(path, fmt, backend, list(args.get("input_names") or []),
-                             list(args.get("output_names") or []))
+    result = runtime.load(path, fmt, backend, list(args.get("input_names") or []),
+                          list(args.get("output_names") or []))
+    STATE.family = runtime
     result["load_time_ms"] = (time.perf_counter() - start) * 1000.0
     if backend["intra_op_threads"]:
         result["intra_op_threads"] = int(backend["intra_op_threads"])
@@ -103,7 +105,7 @@ def payload_call(inputs_path: str) -> Callable[[], List[Any]]:
     """A no-argument callable that runs the loaded model once on the payload at `inputs_path`."""
     import numpy as np
 
-    if STATE.session is None:
+    if STATE.session is None or STATE.family is None:
         raise ProbeUsageError("no model is loaded in this probe (send `load` first)")
     with np.load(inputs_path, allow_pickle=False) as npz:
         arrays = decode_values({k: npz[k] for k in npz.files})
@@ -111,8 +113,4 @@ def payload_call(inputs_path: str) -> Callable[[], List[Any]]:
     if missing:
         raise ProbeUsageError("the payload has no input named %s (it has: %s)"
                               % (", ".join(missing), ", ".join(sorted(arrays)) or "nothing"))
-    if STATE.kind == "onnx":
-        feed = {n: arrays[n] for n in STATE.input_names}
-        return lambda: run_once_onnx(feed)
-    tensors = torch_inputs(arrays)
-    return lambda: run_once_torch(tensors)
+    return STATE.family.bind(arrays)

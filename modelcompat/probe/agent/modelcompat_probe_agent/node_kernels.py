@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from .onnx_ops import _quiet_options
+from .family_onnxruntime import _quiet_options
 
 
 def _session(ort: Any, path: str, provider: str, options_of: Dict[str, Any], level: Any, alone: bool) -> None:

@@ -1,7 +1,8 @@
 """The request loop: JSON lines on stdin, one reply per request on the real stdout, every failure a reply.
 
 Protocol (one JSON object per line):
-  request: {"id": n, "op": "describe|load|run|bench|try_load_many|kernel_check|node_kernels|shutdown", "args": {...}}
+  request: {"id": n, "op": "describe|load|run|bench|shutdown|<a family's op>", "args": {...}}
+  (a family's op, e.g. onnxruntime's kernel_check, goes to the family its args name: see family.family_ops)
   reply:   {"id": n, "ok": true, "result": {...}}
         or {"id": n, "ok": false, "error_type": "ClassName", "message": "...", "traceback": "last lines"}
 Replies go to a private duplicate of the original stdout; fd 1 itself is pointed at stderr, because
@@ -24,9 +25,8 @@ from typing import Any, Callable, Dict, Optional
 from .bench import op_bench
 from .common import ProbeUsageError
 from .environment import op_describe
+from .family import family_ops
 from .inference import op_load, op_run
-from .node_kernels import op_node_kernels
-from .onnx_ops import op_kernel_check, op_try_load_many
 
 Op = Callable[[Dict[str, Any]], Dict[str, Any]]
 
@@ -46,15 +46,8 @@ def faults_enabled() -> bool:
 
 def ops() -> Dict[str, Op]:
     """Every op this probe answers besides `shutdown`; the test-only `fault` op only when FAULTS_ENV is set."""
-    table: Dict[str, Op] = {
-        "describe": op_describe,
-        "load": op_load,
-        "run": op_run,
-        "bench": op_bench,
-        "try_load_many": op_try_load_many,
-        "kernel_check": op_kernel_check,
-        "node_kernels": op_node_kernels,
-    }
+    table: Dict[str, Op] = family_ops()  # e.g. try_load_many, kernel_check, node_kernels, placement
+    table.update({"describe": op_describe, "load": op_load, "run": op_run, "bench": op_bench})
     if faults_enabled():
         from .faults import op_fault
 

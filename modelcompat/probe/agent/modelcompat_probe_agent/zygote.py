@@ -24,14 +24,9 @@ import sys
 import traceback
 from typing import Any, Dict, List, Optional
 
+from .family import family, kinds
 from .protocol import serve
 
-# Modules a zygote imports, per runtime kind. Importing is all it does: no session, no thread pool.
-ZYGOTE_IMPORTS = {
-    "onnxruntime": ["numpy", "onnxruntime"],
-    # torch.export._trace pulls in what torch.export.load would otherwise import on first use (dynamo, sympy).
-    "torch": ["numpy", "torch", "torch.export._trace"],
-}
 _ZYGOTE_PAD = 200  # bytes of command line kept free so a child can show its own `--cell <id>` in `ps`
 
 
@@ -111,7 +106,8 @@ def zygote_main(kind: str, control_fd: Optional[int], script: str) -> int:
         raise SystemExit("--zygote needs --control-fd")
     ctl = socket.socket(fileno=control_fd)
     imported, failed = [], {}
-    for name in ZYGOTE_IMPORTS.get(kind, []):
+    # The family's modules (family.Family.zygote_imports). Importing is all it does: no session, no thread pool.
+    for name in family(kind).zygote_imports if kind in kinds() else []:
         try:
             __import__(name)
             imported.append(name)

@@ -1,9 +1,10 @@
-"""torch ops: load a TorchScript or torch.export (.pt2) program, cast to the backend's precision, run it once."""
+"""The torch family: load a TorchScript or torch.export (.pt2) program, cast to the backend's precision, run it."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 from .common import STATE, ProbeUsageError, io_entry
+from .family import Family
 
 
 def _torch_dtype_name(dtype: Any) -> str:
@@ -126,3 +127,32 @@ def torch_inputs(arrays: Dict[str, Any]) -> List[Any]:
             t = t.to(STATE.cast_dtype)
         tensors.append(t)
     return tensors
+
+
+class TorchFamily(Family):
+    kind = "torch"
+    module = "torch"
+    distributions = ("torch",)
+    # torch.export._trace pulls in what torch.export.load would otherwise import on first use (dynamo, sympy).
+    zygote_imports = ["numpy", "torch", "torch.export._trace"]
+
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def devices(self) -> List[str]:
+        import torch
+
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+    def load(self, path: str, fmt: str, backend: Dict[str, Any], input_names: List[str],
+             output_names: List[str]) -> Dict[str, Any]:
+        return load_torch(path, fmt, backend, input_names, output_names)
+
+    def bind(self, arrays: Dict[str, Any]) -> Callable[[], List[Any]]:
+        tensors = torch_inputs(arrays)
+        return lambda: run_once_torch(tensors)
+
+
+FAMILY = TorchFamily()

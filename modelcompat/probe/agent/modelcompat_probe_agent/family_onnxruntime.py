@@ -1,10 +1,15 @@
-"""onnxruntime ops: load a session, try many tiny models (`try_load_many`), check one provider's kernels
-(`kernel_check`), run the loaded session once."""
+"""The onnxruntime family: a session on the backend's execution provider (any onnxruntime build: -gpu, -openvino,
+…), run on the payload; and its own requests: try many tiny models (`try_load_many`), one provider's kernels
+(`kernel_check`, `node_kernels`), which provider ran which node (`placement`)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import json
+import os
+import tempfile
+from typing import Any, Callable, Dict, List
 
 from .common import STATE, ProbeUsageError, decode_values, io_entry
+from .family import Family
 
 _ORT_TYPES = {
     "float": "float32", "double": "float64", "float16": "float16", "bfloat16": "bfloat16",
@@ -51,7 +56,7 @@ def load_onnx(path: str, backend: Dict[str, Any]) -> Dict[str, Any]:
     provider = backend.get("provider") or "CPUExecutionProvider"
     provider_options = dict(backend.get("provider_options") or {})
     session = ort.InferenceSession(path, sess_options=options, providers=[(provider, provider_options)])
-    STATE.kind, STATE.session, STATE.cast_dtype = "onnx", session, None
+    STATE.kind, STATE.session, STATE.cast_dtype = "onnxruntime", session, None
     STATE.input_names = [i.name for i in session.get_inputs()]
     STATE.output_names = [o.name for o in session.get_outputs()]
     STATE.output_types = {o.name: _ort_dtype(o.type) for o in session.get_outputs()
@@ -146,5 +151,95 @@ def op_kernel_check(args: Dict[str, Any]) -> Dict[str, Any]:
             result.update(ran=False, run_error_type=type(exc).__name__, run_message=str(exc)[:4000])
     return result
 
-def run_once_onnx(feed: Dict[str, Any]) -> List[Any]:
-    return STATE.session.run(None, feed)
+
+def _payload(path: str) -> Dict[str, Any]:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as npz:
+        return decode_values({k: npz[k] for k in npz.files})
+
+
+def op_placement(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Which execution provider ran each node, as serving would run the model (CPU fallback allowed): a session
+    with profiling on runs the payload once, and the profile's per-node kernel events name their provider.
+
+    A provider that compiles subgraphs (OpenVINO, TensorRT) shows one kernel per fused subgraph
+    (`OpenVINO-EP-subgraph_1`): those are its partitions. The session is local: `load`'s model is left alone.
+    """
+    import onnxruntime as ort
+
+    backend = args.get("backend") or {}
+    provider = backend.get("provider") or "CPUExecutionProvider"
+    options = _quiet_options(ort)
+    options.graph_optimization_level = _LEVELS(ort).get(backend.get("graph_optimization") or "all")
+    folder = tempfile.mkdtemp(prefix="modelcompat-profile-")
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(folder, "profile")
+    session = ort.InferenceSession(args["artifact"], sess_options=options,
+                                   providers=[(provider, dict(backend.get("provider_options") or {}))])
+    arrays = _payload(args["inputs"])
+    session.run(None, {i.name: arrays[i.name] for i in session.get_inputs()})
+    profile = session.end_profiling()
+    try:
+        with open(profile) as fh:
+            events = json.load(fh)
+    finally:
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        os.rmdir(folder)
+    placement: Dict[str, Dict[str, int]] = {}
+    for event in events:
+        if event.get("cat") != "Node" or not str(event.get("name", "")).endswith("_kernel_time"):
+            continue
+        where = (event.get("args") or {}).get("provider") or "?"
+        op = (event.get("args") or {}).get("op_name") or "?"
+        ops = placement.setdefault(where, {})
+        ops[op] = ops.get(op, 0) + 1
+    return {"provider": provider, "providers": list(session.get_providers()), "placement": placement,
+            "runtime_version": "onnxruntime %s" % ort.__version__}
+
+
+def _LEVELS(ort: Any) -> Dict[str, Any]:
+    return {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+def _node_kernels(args: Dict[str, Any]) -> Dict[str, Any]:
+    from .node_kernels import op_node_kernels  # here: node_kernels imports this module
+
+    return op_node_kernels(args)
+
+
+class OnnxruntimeFamily(Family):
+    kind = "onnxruntime"
+    module = "onnxruntime"
+    distributions = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino")
+    zygote_imports = ["numpy", "onnxruntime"]
+    ops = {"try_load_many": op_try_load_many, "kernel_check": op_kernel_check, "node_kernels": _node_kernels,
+           "placement": op_placement}
+
+    def version(self) -> str:
+        import onnxruntime as ort
+
+        return ort.__version__
+
+    def devices(self) -> List[str]:
+        import onnxruntime as ort
+
+        return list(ort.get_available_providers())
+
+    def load(self, path: str, fmt: str, backend: Dict[str, Any], input_names: List[str],
+             output_names: List[str]) -> Dict[str, Any]:
+        if fmt != "onnx":
+            raise ProbeUsageError("onnxruntime reads onnx artifacts, not %r" % (fmt,))
+        return load_onnx(path, backend)
+
+    def bind(self, arrays: Dict[str, Any]) -> Callable[[], List[Any]]:
+        feed = {n: arrays[n] for n in STATE.input_names}
+        session = STATE.session
+        return lambda: session.run(None, feed)
+
+
+FAMILY = OnnxruntimeFamily()
