@@ -14,7 +14,7 @@ import pytest
 from modelcompat.settings import REPO_ROOT
 
 # Lowest first. A package may import its own layer and any layer before it in this list, never one after.
-LAYERS = ["errors", "settings", "files", "results", "matrix", "probe", "model", "runtime", "validators", "store",
+LAYERS = ["errors", "settings", "files", "results", "scanning", "matrix", "probe", "model", "runtime", "validators", "store",
           "model_registry", "planning", "execution", "ranges", "baseline", "render", "orchestration", "remediation",
           "flows", "cli"]
 RANK = {name: i for i, name in enumerate(LAYERS)}

@@ -5,53 +5,22 @@ and a torch runtime whose `weights_only=True` loader has known bypasses. Static:
 """
 from __future__ import annotations
 
-import io
-import pickletools
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from modelcompat.model.external_data import external_refs, location_problem
+from modelcompat.scanning import allowlist, scan_file
+from modelcompat.scanning.pickles import scan_pickle  # noqa: F401 - re-exported: tests and callers name it here
+from modelcompat.scanning.scan import Limits
 from modelcompat.validators import Finding, Outcome, Params, Severity, ValidationContext, Validator
 
-# What a tensor checkpoint legitimately needs to rebuild itself. Anything else is refused: an allowlist,
-# because a denylist (os.system, eval, …) is always one gadget short.
-_TORCH_DTYPES = (
-    "float32 float float64 double float16 half bfloat16 complex32 complex64 cfloat complex128 cdouble "
-    "uint8 int8 int16 short int32 int int64 long bool uint16 uint32 uint64 qint8 quint8 qint32 quint4x2 "
-    "quint2x4 float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz"
-).split()
-_TORCH_STORAGES = [f"{t}Storage" for t in (
-    "Float Double Half BFloat16 Long Int Short Char Byte Bool ComplexFloat ComplexDouble "
-    "QUInt8 QInt8 QInt32 QUInt4x2 QUInt2x4 Untyped").split()]
-ALLOWED_GLOBALS: frozenset[str] = frozenset(
-    [f"torch._utils.{n}" for n in (
-        "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-        "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor", "_rebuild_nested_tensor",
-        "_rebuild_meta_tensor_no_storage")]
-    + [f"torch.{n}" for n in _TORCH_DTYPES + _TORCH_STORAGES]
-    + [f"torch.{n}" for n in ("Size", "device", "strided", "sparse_coo", "sparse_csr", "per_tensor_affine",
-                              "per_channel_affine", "contiguous_format", "channels_last", "preserve_format")]
-    + ["torch.storage.UntypedStorage", "torch.storage.TypedStorage", "torch.serialization._get_layout"]
-    # The TorchScript unpickler's own helpers (they build lists and restore type tags).
-    + [f"torch.jit._pickle.{n}" for n in ("build_intlist", "build_tensorlist", "build_doublelist",
-                                           "build_boollist", "build_complexlist", "build_tensor_from_id",
-                                           "restore_type_tag")]
-    + ["collections.OrderedDict", "_codecs.encode"]
-    + [f"builtins.{n}" for n in ("set", "frozenset", "slice", "complex", "bytearray", "bytes", "int", "float",
-                                 "bool", "str", "tuple", "list", "dict", "range")]
-)
-# In a TorchScript archive, `__torch__.*` names TorchScript classes compiled from the archive's code/,
-# resolved by the TorchScript loader and never imported as Python modules.
-_TORCHSCRIPT_PREFIX = "__torch__."
-_STRING_OPS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-               "BINUNICODE8"}
-_PICKLE_NAMES = (".pkl", "pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt")
-_MAX_DEPTH = 3  # archives nested in archives (a torch.save zip inside a .pt2)
+# The allowlist and the scanner live in modelcompat.scanning (also run by `modelcompat scan`, `package` and
+# `check` before anything is read); this validator turns a scan into findings.
+ALLOWED_GLOBALS = allowlist.ALLOWED_GLOBALS
 # CVE-2025-32434: torch.load(weights_only=True) can still execute code before 2.6.0.
 TORCH_WEIGHTS_ONLY_FIXED = (2, 6, 0)
 
@@ -75,143 +44,21 @@ class UnsafeSerializationParams(Params):
 
 # ---------------------------------------------------------------------------------------------- scanner
 
-@dataclass(frozen=True)
-class GlobalRef:
-    """A callable or class a pickle would import: `module.name`, or None where it cannot be resolved."""
-
-    target: str | None
-    opcode: str
-    pos: int
-    detail: str = ""
-
-
-@dataclass
-class PickleScan:
-    """What one pickle stream would import, and whether it parsed to its STOP."""
-
-    globals: list[GlobalRef] = field(default_factory=list)
-    error: str | None = None
-    end: int = 0
-
-
-_MARK = object()
-_UNKNOWN = object()
-
-
-class _Stack:
-    """Just enough of the unpickler's stack to resolve STACK_GLOBAL operands (strings, memo, marks)."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.broken = False
-
-    def push(self, value: Any) -> None:
-        self.items.append(value)
-
-    def pop(self) -> Any:
-        if not self.items:
-            self.broken = True
-            return _UNKNOWN
-        return self.items.pop()
-
-    def pop_mark(self) -> None:
-        while self.items:
-            if self.items.pop() is _MARK:
-                return
-        self.broken = True
-
-    def top(self) -> Any:
-        return self.items[-1] if self.items else _UNKNOWN
-
-
-def scan_pickle(data: bytes, start: int = 0) -> PickleScan:
-    """Walk one pickle's opcodes from `start` (never executing them) and collect every global it imports.
-
-    Handles protocols 0–5: GLOBAL / INST (module and name inline), STACK_GLOBAL (module and name taken
-    from the stack, followed through MEMOIZE/PUT/GET so memo tricks do not hide them), EXT1/2/4 (the
-    copyreg extension registry: unresolvable, so reported). A STACK_GLOBAL whose operands are not known
-    strings is reported with target None: what cannot be resolved cannot be allowed.
-    """
-    scan = PickleScan()
-    stack, memo = _Stack(), {}
-    stream = io.BytesIO(data)
-    stream.seek(start)
-    try:
-        for op, arg, pos in pickletools.genops(stream):
-            name = op.name
-            if name in _STRING_OPS:
-                stack.push(arg.decode("latin-1") if isinstance(arg, bytes) else str(arg))
-            elif name in ("GLOBAL", "INST"):
-                module, _, attr = str(arg).partition(" ")
-                scan.globals.append(GlobalRef(f"{module}.{attr}", name, pos))
-                if name == "INST":
-                    stack.pop_mark()
-                stack.push(("global", f"{module}.{attr}"))
-            elif name == "STACK_GLOBAL":
-                attr, module = stack.pop(), stack.pop()
-                if isinstance(module, str) and isinstance(attr, str):
-                    scan.globals.append(GlobalRef(f"{module}.{attr}", name, pos))
-                    stack.push(("global", f"{module}.{attr}"))
-                else:
-                    scan.globals.append(GlobalRef(None, name, pos, "module/name operands are not literal strings"))
-                    stack.push(_UNKNOWN)
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                scan.globals.append(GlobalRef(None, name, pos, f"copyreg extension code {arg}"))
-                stack.push(_UNKNOWN)
-            elif name == "MEMOIZE":
-                memo[len(memo)] = stack.top()
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[arg] = stack.top()
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.push(memo.get(arg, _UNKNOWN))
-            elif name == "MARK":
-                stack.push(_MARK)
-            elif name == "DUP":
-                stack.push(stack.top())
-            elif name == "POP":
-                stack.pop()
-            elif name == "POP_MARK":
-                stack.pop_mark()
-            elif name in ("PROTO", "FRAME", "STOP"):
-                pass
-            else:
-                # Generic stack effect from pickletools' opcode table: pop what it consumes, push unknowns.
-                before = list(op.stack_before)
-                if pickletools.markobject in before:
-                    stack.pop_mark()
-                    before = before[:before.index(pickletools.markobject)]
-                for _ in before:
-                    stack.pop()
-                for _ in op.stack_after:
-                    stack.push(_UNKNOWN)
-        scan.end = stream.tell()
-    except Exception as exc:  # genops raises ValueError and friends on truncated or malformed pickles
-        scan.error = f"{type(exc).__name__}: {exc}"
-        scan.end = stream.tell()
-    return scan
-
-
-def scan_pickle_sequence(data: bytes) -> list[PickleScan]:
-    """Consecutive pickles (the legacy torch.save format writes several, then raw bytes), until one fails."""
-    scans: list[PickleScan] = []
-    pos = 0
-    while pos < len(data):
-        scan = scan_pickle(data, pos)
-        if scan.error and scans:
-            # What follows the last pickle is storage bytes, which torch never unpickles; but a crafted
-            # pickle that imports something before breaking off still counts (an unpickler runs as it reads).
-            if scan.globals:
-                scans.append(scan)
-            break
-        scans.append(scan)
-        if scan.error or scan.end <= pos:
-            break
-        pos = scan.end
-    return scans
-
-
-def _looks_like_pickle(head: bytes) -> bool:
-    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+# Threat kind -> finding code (the codes predate modelcompat.scanning; stored reports keep meaning the same).
+_CODES = {"global": "disallowed_global", "unresolved_global": "unresolved_global", "malformed": "unparseable_pickle",
+          "archive_limit": "zip_bomb", "zip_anomaly": "zip_anomaly", "torchscript_op": "torchscript_gadget",
+          "external_data": "external_data_escape"}
+_FIXES = {
+    "global": "do not load this artifact; re-export the model from trusted code (state_dict + safetensors, "
+              "torch.export, ONNX); if the global is your own trusted class, add it to `extra_allowed_globals`",
+    "unresolved_global": "a legitimate checkpoint never hides what it imports: do not load this file; re-save the "
+                         "weights with safetensors or torch.save(state_dict)",
+    "malformed": "a truncated or crafted file: re-export the artifact",
+    "archive_limit": "refuse the artifact; if the model is really this large, raise `max_uncompressed_mb`",
+    "zip_anomaly": "a model archive written by torch or zipfile never has this: re-export the artifact",
+    "torchscript_op": "do not load this archive: re-export it with torch.jit.trace/script from trusted code",
+    "external_data": "keep external data as regular files inside the package folder and re-package",
+}
 
 
 @dataclass
@@ -227,100 +74,22 @@ class ScanResult:
 class _Scanner:
     def __init__(self, params: UnsafeSerializationParams) -> None:
         self.params = params
-        self.allowed = ALLOWED_GLOBALS | frozenset(params.extra_allowed_globals)
+        self.limits = Limits(max_uncompressed_bytes=int(params.max_uncompressed_mb * (1 << 20)),
+                             max_compression_ratio=params.max_compression_ratio,
+                             ratio_min_member_bytes=int(params.ratio_min_member_mb * (1 << 20)))
         self.result = ScanResult()
 
-    def finding(self, code: str, message: str, remediation: str, **kw: Any) -> None:
-        self.result.findings.append(Finding(code=f"unsafe_serialization.{code}", severity=kw.pop("severity",
-                                            Severity.ERROR), step="scan", message=message,
-                                            remediation=remediation, **kw))
-
-    def check_pickle(self, data: bytes, where: str, *, torchscript: bool, strict: bool) -> None:
-        """Scan the pickle(s) in `data`; `strict`: a member that must be a pickle and does not parse is a finding."""
-        scans = scan_pickle_sequence(data)
-        if not scans:
-            return
-        if not strict and scans[0].error:
-            return  # an opportunistic look at a data member that only happened to start like a pickle
-        for index, scan in enumerate(scans):
-            self.result.pickles_scanned += 1
-            self.result.globals_seen += len(scan.globals)
-            for ref in scan.globals:
-                if ref.target is None:
-                    self.finding("unresolved_global",
-                                 f"{where}: {ref.opcode} at byte {ref.pos} imports a global that cannot be "
-                                 f"resolved statically ({ref.detail})",
-                                 "a legitimate checkpoint never hides what it imports: do not load this file; "
-                                 "re-save the weights with safetensors or torch.save(state_dict)",
-                                 observed=ref.opcode)
-                elif ref.target in self.allowed or (torchscript and ref.target.startswith(_TORCHSCRIPT_PREFIX)):
-                    continue
-                else:
-                    self.finding("disallowed_global",
-                                 f"{where}: pickle imports {ref.target} ({ref.opcode} at byte {ref.pos}), which "
-                                 "is not on the allowlist of tensor-rebuilding globals; unpickling it would "
-                                 "import and call it",
-                                 "do not load this artifact; re-export the model from trusted code (state_dict + "
-                                 "safetensors, torch.export, ONNX); if the global is your own trusted class, "
-                                 "add it to `extra_allowed_globals`",
-                                 observed=ref.target, expected="tensor/storage/dtype/OrderedDict/primitive globals")
-            if scan.error and strict and index == 0:
-                self.finding("unparseable_pickle", f"{where}: the pickle does not parse ({scan.error})",
-                             "a truncated or crafted pickle: re-export the artifact", observed=scan.error)
-
-    def check_zip(self, zf: zipfile.ZipFile, where: str, depth: int) -> None:
-        infos = zf.infolist()
-        total = sum(i.file_size for i in infos)
-        self.result.uncompressed_bytes += total
-        limit = self.params.max_uncompressed_mb * (1 << 20)
-        bomb = total > limit
-        if bomb:
-            self.finding("zip_bomb", f"{where} would unpack to {total / (1 << 20):.0f} MiB "
-                         f"(limit {self.params.max_uncompressed_mb:g} MiB)",
-                         "refuse the artifact; if the model is really this large, raise `max_uncompressed_mb`",
-                         observed=f"{total} bytes", expected=f"<= {self.params.max_uncompressed_mb:g} MiB")
-        names = [i.filename for i in infos]
-        torchscript = any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names)
-        for info in infos:
-            member = f"{where}!{info.filename}"
-            if info.file_size >= self.params.ratio_min_member_mb * (1 << 20):
-                ratio = info.file_size / max(info.compress_size, 1)
-                if ratio > self.params.max_compression_ratio:
-                    bomb = True
-                    self.finding("zip_bomb", f"{member} is compressed {ratio:.0f}:1 "
-                                 f"({info.file_size} bytes from {info.compress_size})",
-                                 "refuse the artifact: model archives store tensors (nearly) uncompressed",
-                                 observed=f"ratio {ratio:.0f}", expected=f"<= {self.params.max_compression_ratio:g}")
-            if bomb or info.is_dir():
-                continue  # never decompress what was just found absurd
-            name = info.filename.lower()
-            strict = name.endswith(_PICKLE_NAMES)
-            with zf.open(info) as fh:
-                head = fh.read(4)
-            if head.startswith(b"PK\x03\x04") and depth < _MAX_DEPTH:
-                with zf.open(info) as fh:
-                    inner = io.BytesIO(fh.read())
-                try:
-                    self.check_zip(zipfile.ZipFile(inner), member, depth + 1)
-                except zipfile.BadZipFile:
-                    pass
-            elif strict or _looks_like_pickle(head):
-                self.check_pickle(zf.read(info), member, torchscript=torchscript, strict=strict)
-
     def check_file(self, path: Path, label: str) -> None:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-        if head.startswith(b"PK\x03\x04"):
-            try:
-                with zipfile.ZipFile(path) as zf:
-                    self.check_zip(zf, label, 0)
-                return
-            except zipfile.BadZipFile as exc:
-                self.finding("unparseable_archive", f"{label} starts like a zip but is not one ({exc})",
-                             "re-export the artifact", observed=str(exc))
-                return
-        if _looks_like_pickle(head) or label.lower().endswith(_PICKLE_NAMES):
-            self.check_pickle(path.read_bytes(), label, torchscript=False, strict=True)
+        scan = scan_file(path, extra_allowed=self.params.extra_allowed_globals, limits=self.limits, label=label)
+        self.result.pickles_scanned += scan.pickles
+        self.result.globals_seen += scan.globals
+        self.result.uncompressed_bytes += scan.unpacked
+        for threat in scan.threats:
+            where = threat.where + (f" ({threat.opcode} at byte {threat.offset})" if threat.opcode else "")
+            self.result.findings.append(Finding(
+                code=f"unsafe_serialization.{_CODES[threat.kind]}", severity=Severity.ERROR, step="scan",
+                message=f"{where}: {threat.message}", remediation=_FIXES[threat.kind],
+                observed=threat.target or threat.kind))
 
 
 def check_external_data(model_path: Path, package_root: Path) -> list[Finding]:
@@ -391,7 +160,7 @@ def cell_torch_version(ctx: ValidationContext) -> str | None:
 
 class UnsafeSerialization(Validator):
     name = "unsafe_serialization"
-    version = "1"
+    version = "2"  # 2: modelcompat.scanning (zip header tricks, TorchScript file ops, joblib, object arrays)
     description = ("Pickles in the artifact import only allowlisted tensor-rebuilding globals (scanned, never "
                    "unpickled); no external data outside the package; no zip bomb; no torch with known "
                    "weights_only bypasses. A failure blocks every validator that would load the artifact.")
@@ -403,7 +172,8 @@ class UnsafeSerialization(Validator):
     def validate(self, ctx: ValidationContext, params: UnsafeSerializationParams) -> Outcome:
         scanner = _Scanner(params)
         path = ctx.artifact_path
-        scanner.check_file(path, ctx.artifact.path)
+        if ctx.artifact.format != "onnx":  # ONNX holds no pickle; its data locations are checked against the package
+            scanner.check_file(path, ctx.artifact.path)
         findings = scanner.result.findings
         if ctx.artifact.format == "onnx":
             findings += check_external_data(path, ctx.package.root)
