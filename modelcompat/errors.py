@@ -59,6 +59,23 @@ class ArtifactError(InputError):
     """A model file cannot be read as the format it claims."""
 
 
+class UnsafeArtifactError(ModelcompatError):
+    """A file given to modelcompat would run code (or read host files) if loaded: refused unloaded; CLI exit 1.
+
+    Args:
+        file: the file scanned.
+        threats: one line per threat: what it would run and where (archive member, opcode offset).
+        fix: what to do about it.
+    """
+
+    def __init__(self, file: str | Path, threats: list[str], fix: str) -> None:
+        self.file = str(file)
+        self.threats = threats
+        self.fix = fix
+        lines = [f"{self.file}: malicious: refused without loading it"] + [f"  {t}" for t in threats]
+        super().__init__("\n".join([*lines, f"  fix: {fix}"]))
+
+
 class EnvironmentBuildError(ModelcompatError):
     """A runtime environment could not be provisioned (the cell's checks report `error`)."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
-from modelcompat.errors import InputError, ModelcompatError
+from modelcompat.errors import InputError, ModelcompatError, UnsafeArtifactError
 from modelcompat.results.verdict import ExitCode
 from modelcompat.store import RunNotFoundError
 
@@ -22,9 +22,12 @@ def error_message(exc: ModelcompatError) -> str:
 
 
 def exit_code_for(exc: ModelcompatError) -> ExitCode:
-    """Bad input and unknown runs: 2 (nothing ran); any other failure of the store or of modelcompat: 3."""
+    """Bad input and unknown runs: 2 (nothing ran); a malicious file: 1 (a fail, found before anything loaded it);
+    any other failure of the store or of modelcompat: 3."""
     if isinstance(exc, (InputError, RunNotFoundError)):
         return ExitCode.INPUT
+    if isinstance(exc, UnsafeArtifactError):
+        return ExitCode.FAIL
     return ExitCode.ERROR  # StoreError (unreadable file, newer schema, …) and every other ModelcompatError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from modelcompat.cli.console import error_message, exit_code_for, print_error, report_error
-from modelcompat.errors import InputError, ManifestError, ModelcompatError, ProbeError
+from modelcompat.errors import InputError, ManifestError, ModelcompatError, ProbeError, UnsafeArtifactError
 from modelcompat.results.verdict import ExitCode
 from modelcompat.store import DuplicateRunError, RunNotFoundError, StoreError
 
@@ -17,6 +17,7 @@ from modelcompat.store import DuplicateRunError, RunNotFoundError, StoreError
     (DuplicateRunError("r exists"), ExitCode.ERROR),
     (ProbeError("probe.crashed", "died"), ExitCode.ERROR),
     (ModelcompatError("x"), ExitCode.ERROR),
+    (UnsafeArtifactError("m.pt", ["would import and call os.system"], "do not load it"), ExitCode.FAIL),
 ])
 def test_each_error_class_has_one_exit_code(exc, code) -> None:
     assert exit_code_for(exc) is code
@@ -26,6 +27,9 @@ def test_an_input_error_names_file_field_and_fix() -> None:
     exc = ManifestError("must be a list", file="pkg/modelcompat.yaml", field="artifacts", line=3, fix="use - path: x")
     assert error_message(exc) == "pkg/modelcompat.yaml:3: artifacts: must be a list\n  fix: use - path: x"
     assert error_message(StoreError("plain")) == "plain"
+    unsafe = UnsafeArtifactError("m.pt", ["m.pt!a/data.pkl: would import and call os.system (GLOBAL at byte 0)"], "no")
+    assert error_message(unsafe) == ("m.pt: malicious: refused without loading it\n"
+                                     "  m.pt!a/data.pkl: would import and call os.system (GLOBAL at byte 0)\n  fix: no")
 
 
 def test_report_error_prints_to_stderr_only_without_eating_brackets(capsys) -> None:
