@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Run order: cheap and self-contained first, the ones needing a Prefect server and Dask after.
 BENCHMARK_MODULES = ["hashing", "large_model", "store", "latency_fidelity", "probe_start", "orchestration", "parallel_efficiency", "rerun",
-                     "scaling_10x", "run_cost", "fixed_costs", "range_bisect", "localise"]
+                     "scaling_10x", "run_cost", "fixed_costs", "range_bisect", "localise", "scanners"]
 
 # Issue 7 items this harness does not measure yet (printed by every run and listed in the doc).
 NOT_COVERED: dict[str, str] = {}
