@@ -1,14 +1,20 @@
-"""`hardware_support`: the cell's execution provider exists in its runtime, and the model runs at the cell's precision.
+"""`hardware_support`: the cell's execution provider (or device) exists in its runtime and really runs the model, and
+the model runs at the cell's precision.
 
 For onnxruntime the model is converted on the host (`modelcompat.model.precision`: fp16 with onnxruntime's own
 converter, bf16 from that, int8 by dynamic quantization) and the conversion is loaded and run in the cell's
 runtime, as every probe-using validator of the cell does (`ValidationContext.load()`); for torch the probe
-casts the module (fp16/bf16). The runtime's own error is the evidence.
+casts the module (fp16/bf16); OpenVINO compiles it with an inference precision hint (f32/f16/bf16) and says
+which precision the device applied. The runtime's own error is the evidence. An onnxruntime provider other
+than CPU is checked for silent CPU fallback: a profiled run names the provider of every kernel.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
+from modelcompat.matrix.families import family
 from modelcompat.validators import (
     ConversionError,
     Finding,
@@ -20,7 +26,6 @@ from modelcompat.validators import (
     Validator,
 )
 
-_TORCH_DEVICE = {"cpu": "cpu", "cuda": "cuda", "rocm": "cuda"}  # torch's ROCm build answers to "cuda"
 
 
 class HardwareSupportParams(Params):
@@ -50,13 +55,16 @@ class HardwareSupport(Validator):
         runtime = info.get("runtime_version") or cell.runtime.id
         if cell.runtime.kind == "onnxruntime":
             wanted = cell.backend.provider or "CPUExecutionProvider"
-        else:
-            wanted = _TORCH_DEVICE.get(cell.hardware.kind, cell.hardware.kind)
+        else:  # the device the cell's hardware maps to in its family (torch: cuda for ROCm; OpenVINO: GPU)
+            wanted = family(cell.runtime.kind).device(cell.hardware.kind) or cell.hardware.kind
         metrics = {"provider_available": 0.0, "precision_supported": 0.0}
-        if wanted not in available:
-            fix = (f"install the build of onnxruntime that ships {wanted} (e.g. onnxruntime-gpu for CUDA/TensorRT) "
-                   "in this runtime's requirements, or drop the cell" if cell.runtime.kind == "onnxruntime" else
-                   f"install a torch build with {wanted} support and run on a machine that has the device")
+        # OpenVINO numbers devices of a kind (GPU.0, GPU.1): any of them is the device.
+        if wanted not in available and not any(a.split(".")[0] == wanted for a in available):
+            fix = (f"install the build of onnxruntime that ships {wanted} (e.g. onnxruntime-gpu for CUDA/TensorRT, "
+                   "onnxruntime-openvino for OpenVINO) in this runtime's requirements, or drop the cell"
+                   if cell.runtime.kind == "onnxruntime" else
+                   f"install a {cell.runtime.kind} build with {wanted} support (and its device drivers) and run on "
+                   "a machine that has the device")
             return Outcome(metrics=metrics, runtime_version=runtime, findings=[_finding(
                 "provider_unavailable", Severity.ERROR,
                 f"{runtime} on {cell.hardware.id} offers {', '.join(available) or 'no provider'}, not {wanted}",
@@ -93,14 +101,20 @@ class HardwareSupport(Validator):
                 ", ".join(used), wanted,
                 f"check the {wanted} installation (drivers, CUDA/cuDNN/TensorRT libraries) against what this "
                 "onnxruntime build needs"))
-        # A converted onnxruntime model carries no note (`load_variant` drops it): only torch int8 does.
+        if cell.runtime.kind == "onnxruntime" and wanted != "CPUExecutionProvider":
+            findings += _placement(ctx, wanted, runtime, metrics)
+        # A converted onnxruntime model carries no note (`load_variant` drops it): torch int8 does, and OpenVINO
+        # when the device applied another precision than the hint asked (CPU: f16 becomes bf16 without AVX512-FP16).
         if loaded.get("precision_note"):
+            fix = (f"run {precision} on a device with native {precision} kernels, quantize the model for int8 "
+                   "(NNCF), or accept the precision the device applies (numerical_parity grades it)"
+                   if cell.runtime.kind == "openvino" else
+                   f"export an already-{precision} model (e.g. torch.ao.quantization) or use an onnxruntime backend, "
+                   "where modelcompat converts the model")
             findings.append(_finding(
                 "precision_not_applied", Severity.WARN,
                 f"{precision} is not applied by the {cell.backend.id} backend: {loaded['precision_note']}", "load",
-                str(loaded.get("precision")), precision,
-                f"export an already-{precision} model (e.g. torch.ao.quantization) or use an onnxruntime backend, "
-                "where modelcompat converts the model"))
+                str(loaded.get("precision")), precision, fix))
         if params.run:
             try:
                 outputs = ctx.run_loaded(f"hardware-{precision}")
@@ -114,3 +128,39 @@ class HardwareSupport(Validator):
             metrics["outputs_checked"] = float(len(outputs))
         metrics["precision_supported"] = 1.0
         return Outcome(metrics=metrics, findings=findings, runtime_version=runtime)
+
+
+def _placement(ctx: ValidationContext, provider: str, runtime: str, metrics: dict[str, float]) -> list[Finding]:
+    """No silent CPU fallback: a profiled run of the payload (fallback allowed, as serving runs it) names the
+    provider of every kernel. Adds kernels_on_provider, kernels_on_cpu and, for a provider that compiles fused
+    subgraphs (OpenVINO's `OpenVINO-EP-subgraph_N`), provider_partitions: how many pieces it runs."""
+    reply: dict[str, Any] = ctx.request("placement", artifact=str(ctx.model_path()),
+                                        backend=ctx.cell.backend.model_dump(mode="json"),
+                                        inputs=str(ctx.package.resolve(ctx.package.manifest.payload)))
+    placement: dict[str, dict[str, int]] = reply.get("placement") or {}
+    on_provider = placement.get(provider, {})
+    on_cpu = {op: n for where, ops in placement.items() if where != provider for op, n in ops.items()}
+    metrics["kernels_on_provider"] = float(sum(on_provider.values()))
+    metrics["kernels_on_cpu"] = float(sum(on_cpu.values()))
+    fused = [op for op in on_provider if "subgraph" in op.lower()]  # OpenVINO-EP-subgraph_3, TRTKernel_graph_…
+    if fused:
+        metrics["provider_partitions"] = float(len(fused))
+    cpu_ops = ", ".join(f"{op}×{n}" if n > 1 else op for op, n in sorted(on_cpu.items()))
+    if not on_provider:
+        metrics["provider_available"] = 0.0
+        return [_finding(
+            "silent_cpu_fallback", Severity.ERROR,
+            f"{runtime} accepted {provider} but it ran none of the model's kernels: all {int(metrics['kernels_on_cpu'])} "
+            f"ran on CPU ({cpu_ops})", "run", f"kernels_on_provider=0; on CPU: {cpu_ops}"[:2000],
+            f"every kernel on {provider}",
+            f"{provider} takes none of these ops/types: check the provider's supported-operator list for this build, "
+            "change them at export, or serve on the CPU provider knowingly")]
+    if on_cpu:
+        return [_finding(
+            "partial_cpu_fallback", Severity.WARN,
+            f"{provider} ran {int(metrics['kernels_on_provider'])} kernel(s) ({', '.join(sorted(on_provider))}); "
+            f"{int(metrics['kernels_on_cpu'])} fell back to CPU: {cpu_ops}", "run",
+            f"on {provider}: {', '.join(sorted(on_provider))}; on CPU: {cpu_ops}"[:2000], f"every kernel on {provider}",
+            "each CPU kernel between provider partitions costs copies: change those ops/types at export to ones "
+            f"{provider} implements (operator_coverage lists them), or accept the round-trips")]
+    return []

@@ -24,8 +24,28 @@ from modelcompat.validators.capabilities import (
     upgrade_remediation,
 )
 
+# OpenVINO names every operation its frontend could not convert on one line.
+_UNCONVERTED = re.compile(r"No conversion rule found for operations: ([^\n]+)")
+# skl2onnx's fix for the ZipMap output OpenVINO (and other tensor-only runtimes) refuses.
+ZIPMAP_FIX = ("re-export without the ZipMap: skl2onnx.to_onnx(model, X, options={id(model): {\"zipmap\": False}}) "
+              "gives the probabilities as a float tensor")
+
 # The runtime's own error text is the most precise diagnosis there is: classify it, keep it verbatim.
+# OpenVINO's frontend errors come first: their text can hold words the onnxruntime patterns below look for.
 _CLASSIFIERS: list[tuple[str, str, str]] = [
+    # OpenVINO's ONNX frontend takes tensors only: "Unsupported value_info type: output_probability".
+    (r"Unsupported value_info type", "unsupported_value_type",
+     "the runtime takes tensor inputs/outputs only, and this model has a sequence or map (e.g. skl2onnx's "
+     "ZipMap probabilities): " + ZIPMAP_FIX + ", or serve this model with onnxruntime"),
+    # OpenVINO: "OpConversionFailure: … No conversion rule found for operations: custom.dom.Foo" (all listed).
+    (r"No conversion rule found for operations|OpConversionFailure", "unsupported_op",
+     "OpenVINO's frontend cannot convert the operations listed: replace them at export, add an OpenVINO "
+     "frontend extension for them (Core.add_extension), or serve this model with onnxruntime"),
+    # OpenVINO at compile time: the device plugin has no implementation for an op or type.
+    (r"Cannot create .* layer|is not supported by (the )?(CPU|GPU|NPU)|Unsupported operation",
+     "device_unsupported",
+     "the device cannot run every operation of this model: see the operator_coverage report for the ops; "
+     "run it on another device (CPU) or change those ops at export"),
     (r"Unsupported model IR version|IR version", "ir_version_unsupported",
      ("re-export with an IR version this runtime supports (e.g. an older onnx package / opset), "
       "or upgrade the runtime")),
@@ -87,7 +107,13 @@ class Loadability(Validator):
 
     @staticmethod
     def _precise_remediation(ctx: ValidationContext, code: str, text: str) -> str | None:
-        """For an ONNX model refused by onnxruntime: the release that supports it (the table), or the op's fix."""
+        """For an ONNX model refused by onnxruntime: the release that supports it (the table), or the op's fix;
+        for OpenVINO's frontend: the operations it could not convert, by name."""
+        if code == "unsupported_op" and (match := _UNCONVERTED.search(text)):
+            ops = ", ".join(op.strip() for op in match.group(1).split(",") if op.strip())
+            return (f"{ctx.cell.runtime.id}'s frontend has no conversion for {ops}: replace them at export, add an "
+                    "OpenVINO frontend extension implementing them (Core.add_extension), or serve this model with "
+                    "onnxruntime")
         if ctx.cell.backend.runtime != "onnxruntime" or ctx.cell.backend.consumes() != "onnx":
             return None
         if code == "unregistered_op" and (match := UNREGISTERED_OP.search(text)):

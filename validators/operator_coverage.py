@@ -2,7 +2,8 @@
 
 The provider is loaded alone with CPU fallback disabled, so a node it cannot run is an error instead of
 a silent move to the CPU provider; then the payload is run, because a kernel can be missing only for
-the types seen at run time.
+the types seen at run time. On OpenVINO: the operations its frontend cannot convert (all listed by the
+frontend at once), then those the cell's device does not claim (`Core.query_model`), then a compile and a run.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelcompat.matrix.families import family
 from modelcompat.model.single_nodes import build_node_models, partitions
 from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 from modelcompat.validators.capabilities import UNREGISTERED_OP, custom_domain_fix, registered_anywhere
@@ -116,11 +118,14 @@ class OperatorCoverage(Validator):
     needs_model = False  # names the node without a kernel when the model does not load
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
-        if cell.backend.runtime != "onnxruntime":
-            return f"kernel coverage per execution provider is an onnxruntime notion; backend {cell.backend.id} is torch"
+        if cell.backend.runtime not in ("onnxruntime", "openvino"):
+            return (f"operator coverage is checked per onnxruntime execution provider and OpenVINO device; backend "
+                    f"{cell.backend.id} is {cell.backend.runtime}")
         return super().applies_to(cell, package)
 
     def validate(self, ctx: ValidationContext, params: Params) -> Outcome:
+        if ctx.cell.backend.runtime == "openvino":
+            return _openvino_coverage(ctx)
         try:
             graph = _Graph(str(ctx.artifact_path))
         except Exception as exc:
@@ -247,3 +252,75 @@ class OperatorCoverage(Validator):
                 remediation="change these nodes' op/dtype at export to ones the provider implements, or accept "
                             "the copies between devices at each partition boundary"))
         return found
+
+
+def _onnx_nodes(ctx: ValidationContext, op: str) -> list[str]:
+    """Names of the ONNX nodes OpenVINO calls `op` (`custom.dom.Foo`, or a bare `Foo` in the default domain)."""
+    if ctx.artifact.format != "onnx":
+        return []
+    try:
+        graph = _Graph(str(ctx.artifact_path))
+    except Exception:  # noqa: BLE001 - the names are a courtesy; the op is listed either way
+        return []
+    return [n.name or n.op_type for n in graph.nodes
+            if op in (f"{n.domain}.{n.op_type}" if n.domain else n.op_type, n.op_type if not n.domain else None)]
+
+
+def _openvino_coverage(ctx: ValidationContext) -> Outcome:
+    """What OpenVINO cannot take: operations its frontend cannot convert (`unconverted_op`), operations the cell's
+    device does not implement (`device_unsupported`), then a compile and a run of the payload."""
+    device = family("openvino").device(ctx.cell.hardware.kind) or "CPU"
+    result = ctx.request("kernel_check", artifact=str(ctx.model_path()), device=device,
+                         backend=ctx.cell.backend.model_dump(mode="json"),
+                         inputs=str(ctx.package.resolve(ctx.package.manifest.payload)))
+    runtime = result.get("runtime_version") or ctx.cell.runtime.id
+    metrics = {"nodes_total": float(result.get("nodes_total") or 0), "nodes_unsupported": 0.0}
+    findings: list[Finding] = []
+    if not result.get("provider_available"):
+        return Outcome(metrics=metrics, runtime_version=runtime, findings=[Finding(
+            code="operator_coverage.provider_unavailable", severity=Severity.WARN, step="load",
+            message=f"device {device} is not available to {runtime} here (available: "
+                    f"{', '.join(result.get('available_providers') or [])}): coverage could not be assessed",
+            observed=", ".join(result.get("available_providers") or []), expected=device,
+            remediation="run this cell on a worker with the device and its driver (see hardware_support)")])
+    for op in result.get("unconverted_ops") or []:
+        nodes = _onnx_nodes(ctx, op)
+        metrics["nodes_unsupported"] += float(len(nodes) or 1)
+        at = f" at {_node_list(nodes[:5])}" + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "") if nodes else ""
+        findings.append(Finding(
+            code="operator_coverage.unconverted_op", severity=Severity.ERROR, step="read",
+            message=f"{runtime}'s frontend has no conversion for {op}{at}", observed=op,
+            expected=f"a conversion rule for {op}",
+            remediation=f"replace {op} at export, add an OpenVINO frontend extension for it (Core.add_extension), "
+                        "or serve this model with onnxruntime"))
+    if result.get("loaded") is False and result.get("step") == "read" and not findings:
+        # Not an operator (a non-tensor value, an invalid model…): the loadability report classifies it.
+        findings.append(Finding(
+            code="operator_coverage.not_assessed", severity=Severity.WARN, step="read",
+            message=f"{runtime} refused the model for a reason other than an operator, so operator coverage could "
+                    f"not be assessed: {str(result.get('message'))[:1000]}",
+            remediation="see the loadability report of this cell"))
+    by_type: dict[str, list[str]] = {}
+    for node in result.get("device_unsupported") or []:
+        by_type.setdefault(f"{node['type']}-{node['version']}", []).append(node["name"])
+    for op, nodes in sorted(by_type.items()):
+        metrics["nodes_unsupported"] += float(len(nodes))
+        findings.append(Finding(
+            code="operator_coverage.device_unsupported", severity=Severity.ERROR, step="compile",
+            message=f"{runtime} device {device} does not implement {op} ({len(nodes)} node(s): "
+                    f"{_node_list(nodes[:5])}{' …' if len(nodes) > 5 else ''})",
+            observed=f"{op} at {len(nodes)} node(s)", expected=f"every operation on {device}",
+            remediation=f"run this model on a device that implements {op} (CPU does most), or change the op at "
+                        "export"))
+    if result.get("loaded") is False and result.get("step") == "compile" and not by_type:
+        findings.append(Finding(
+            code="operator_coverage.compile_failed", severity=Severity.ERROR, step="compile",
+            message=f"{runtime} could not compile the model for {device}: {str(result.get('message'))[:1000]}",
+            remediation="see the loadability and hardware_support reports of this cell"))
+    if result.get("ran") is False:
+        findings.append(Finding(
+            code="operator_coverage.run_failed", severity=Severity.ERROR, step="run",
+            message=f"{runtime} compiled the model for {device} but failed running the payload: "
+                    f"{str(result.get('run_message'))[:1000]}",
+            remediation="see the io_contract report; reproduce with the package's payload"))
+    return Outcome(metrics=metrics, findings=findings, runtime_version=runtime)

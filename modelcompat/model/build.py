@@ -23,6 +23,7 @@ from modelcompat.matrix.cells import ArtifactFormat
 from modelcompat.model.external_data import normalised, resolve_data_files
 from modelcompat.model.hashing import CHUNK_SIZE
 from modelcompat.model.inspect import FORMATS, detect_format, read_contract
+from modelcompat.model.openvino_ir import weights_path
 from modelcompat.model.package import (
     MANIFEST_NAME,
     Artifact,
@@ -48,8 +49,10 @@ from modelcompat.model.payloads import (
 )
 
 ARTIFACT_NAMES: dict[ArtifactFormat, str] = {
-    "onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2",
+    "onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2", "openvino": "model.xml",
 }
+# An OpenVINO IR's weights: found by OpenVINO beside the .xml under the same stem, so packaged as model.bin.
+IR_WEIGHTS_NAME = "model.bin"
 PAYLOAD_NAME = "payload.npz"
 REFERENCE_NAME = "reference.npz"
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")  # Manifest.name's pattern, checked before any work is done
@@ -85,7 +88,8 @@ def build_package(
     """Build a model package folder at `out` and return it loaded.
 
     Args:
-        model_files: one file per format at most (ONNX, TorchScript, pt2); formats are read from the bytes.
+        model_files: one file per format at most (ONNX, TorchScript, pt2, OpenVINO IR .xml with its .bin beside it);
+            formats are read from the bytes.
             The external-data files an ONNX model references (`model.onnx.data`) are taken along under the
             same relative names, each hashed in the manifest (`artifacts[].data_files`).
         payload: values `.npz` of representative inputs keyed by input name (docs/contract.md "Files"), or
@@ -120,6 +124,11 @@ def build_package(
     budgets = _model(Budgets, budgets, "budgets")
 
     formats = detect_formats(model_files)
+    if set(formats) == {"openvino"} and reference is None:
+        raise InputError("an OpenVINO IR alone cannot get reference outputs here (the host runs no OpenVINO)",
+                         file=formats["openvino"], field="reference",
+                         fix="package the ONNX model the IR was converted from beside it (its outputs are the "
+                             "reference), or pass --reference OUTPUTS.npz")
 
     data_files = _external_data(formats)
     contract, contract_source = _static_contract(formats)
@@ -215,8 +224,11 @@ def _external_data(formats: dict[ArtifactFormat, Path]) -> dict[ArtifactFormat, 
     Resolved as onnx resolves them (relative to the model file's folder) and kept under the same relative
     name, so the packaged model.onnx finds them beside itself. Only the graph is parsed, never the weights.
     """
+    found: dict[ArtifactFormat, list[tuple[str, Path]]] = {}
+    if "openvino" in formats:  # the IR's .bin: a data file of the IR artifact, hashed like ONNX external data
+        found["openvino"] = [(IR_WEIGHTS_NAME, weights_path(formats["openvino"]))]
     if "onnx" not in formats:
-        return {}
+        return found
     reserved = {*ARTIFACT_NAMES.values(), PAYLOAD_NAME, REFERENCE_NAME, MANIFEST_NAME}
     taken: list[tuple[str, Path]] = []
     for ref, path in resolve_data_files(formats["onnx"]):
@@ -228,7 +240,7 @@ def _external_data(formats: dict[ArtifactFormat, Path]) -> dict[ArtifactFormat, 
                 fix="save the weights under another name: onnx.save_model(model, path, save_as_external_data=True, "
                     "location='model.onnx.data')")
         taken.append((rel, path))
-    return {"onnx": taken} if taken else {}
+    return {**found, "onnx": taken} if taken else found
 
 
 def _copy_hashed(src: Path, dst: Path) -> tuple[str, int]:
@@ -253,7 +265,7 @@ def _copy_data_file(src: Path, dst: Path, rel: str) -> DataFile:
 
 def _static_contract(formats: dict[ArtifactFormat, Path]) -> tuple[Contract | None, ArtifactFormat | None]:
     """The contract stored in an artifact: ONNX preferred (it names its tensors), then pt2."""
-    for fmt in ("onnx", "pt2"):
+    for fmt in ("onnx", "pt2", "openvino"):
         if fmt in formats:
             return read_contract(formats[fmt], fmt), fmt
     return None, None

@@ -13,10 +13,11 @@ from typing import Any
 
 from modelcompat.errors import ArtifactError
 from modelcompat.matrix.cells import ArtifactFormat
+from modelcompat.model.openvino_ir import check_ir, ir_io, looks_like_ir
 from modelcompat.model.package import Contract, Dim, TensorSpec
 from modelcompat.model.types import MapType, OptionalType, SeqType, TensorType, ValueType
 
-FORMATS: tuple[ArtifactFormat, ...] = ("onnx", "torchscript", "pt2")
+FORMATS: tuple[ArtifactFormat, ...] = ("onnx", "torchscript", "pt2", "openvino")
 
 _EXPORT_FIX = (
     "export the model as ONNX (torch.onnx.export), TorchScript (torch.jit.trace/script + .save) "
@@ -56,6 +57,9 @@ def detect_format(path: str | Path) -> ArtifactFormat:
     if head.startswith(b"PK"):
         raise ArtifactError("is a zip archive without a readable first entry (corrupt?)", file=path,
                             fix="re-export or re-download the model file")
+    if looks_like_ir(head):  # OpenVINO IR: the .xml, its weights in the .bin beside it
+        check_ir(path)
+        return "openvino"
     _load_onnx(path, head)
     return "onnx"
 
@@ -75,6 +79,10 @@ def read_contract(path: str | Path, fmt: ArtifactFormat) -> Contract | None:
         return _pt2_contract(path)
     if fmt == "torchscript":
         return None
+    if fmt == "openvino":
+        inputs, outputs = ir_io(path)
+        return Contract(inputs=[TensorSpec.model_validate(t) for t in inputs],
+                        outputs=[TensorSpec.model_validate(t) for t in outputs])
     raise ValueError(f"unknown artifact format {fmt!r}")
 
 

@@ -56,11 +56,13 @@ class DataFile(_Strict):
 class Artifact(_Strict):
     """One serialized form of the model, with the external-data files it reads (ONNX only)."""
 
-    format: ArtifactFormat = Field(description="`onnx`, `torchscript` (.pt) or `pt2` (torch.export).")
+    format: ArtifactFormat = Field(description="`onnx`, `torchscript` (.pt), `pt2` (torch.export) or `openvino` "
+                                   "(OpenVINO IR .xml; its .bin is a data file).")
     path: str = Field(description="Path relative to the package folder.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the file's bytes.")
     data_files: list[DataFile] | None = Field(
-        None, description="External-data files of an ONNX model, each hashed; absent when the model has none.")
+        None, description="External-data files of an ONNX model (an OpenVINO IR's .bin), each hashed; absent when "
+        "the model has none.")
 
     _relative_inside = field_validator("path")(_inside)
 

@@ -169,7 +169,10 @@ class OpenvinoFamily(Family):
     kind = "openvino"
     module = "openvino"
     distributions = ("openvino",)
-    zygote_imports = ["numpy", "openvino"]
+    # Not openvino: importing it starts a thread (its telemetry's ThreadPoolExecutor, through openvino.tools.ovc),
+    # and a probe forked from a zygote holding that thread hung in its first `describe` (1 time in 3 here). Each
+    # probe imports openvino itself (~1.6 s on a loaded machine): slower, never stuck.
+    zygote_imports = ["numpy"]
     ops = {"kernel_check": op_kernel_check}
 
     def version(self) -> str:
