@@ -13,7 +13,6 @@ import typer
 from modelcompat import settings
 from modelcompat.cli.console import console
 from modelcompat.cli.options import CellsOption, MatrixOption, StoreOption, ValidatorsOption, split_csv
-from modelcompat.errors import ArtifactError
 
 
 def check(
@@ -36,6 +35,7 @@ def check(
     from modelcompat.model.build import detect_formats
     from modelcompat.model.check_package import prepare
     from modelcompat.model.synthesize import parse_shape_options
+    from modelcompat.scanning.gate import refuse_malicious
     from modelcompat.validators.registry import Registry
 
     # Every input is validated before anything is built or run (an InputError: exit 2).
@@ -44,7 +44,10 @@ def check(
     load_matrix(matrix_path).select(cells)
     names = split_csv(validators)
     Registry.discover().select(names)
-    _refuse_unsafe(detect_formats(list(model_files)))
+    # Scan first, whatever the file: one that would run code is malicious (exit 1), before its format is decided
+    # or the host loads it for the reference.
+    refuse_malicious(model_files)
+    detect_formats(list(model_files))
     with console.status("synthesising inputs and computing the host reference…"):
         made = prepare(list(model_files), shapes)
     _print_provenance(made.package.root, made.provenance, made.reused)
@@ -58,23 +61,6 @@ def check(
         json_out.write_text(json.dumps(document, indent=2) + "\n")
         console.print(f"summary written to {json_out}")
     raise typer.Exit(summary.verdict.exit_code)
-
-
-def _refuse_unsafe(formats: dict) -> None:
-    """Scan pickled artifacts before the host loads them for the reference: a disallowed global is refused
-    (exit 2) and nothing is ever unpickled. ONNX files hold no pickle; their data locations are checked on read."""
-    from modelcompat.validators import Severity
-    from modelcompat.validators.unsafe_serialization import UnsafeSerializationParams, _Scanner
-
-    for fmt, path in formats.items():
-        if fmt == "onnx":
-            continue
-        scanner = _Scanner(UnsafeSerializationParams())
-        scanner.check_file(Path(path), Path(path).name)
-        errors = [f for f in scanner.result.findings if f.severity == Severity.ERROR]
-        if errors:
-            raise ArtifactError(f"refused without loading it: {errors[0].message}", file=path,
-                                field=errors[0].code, fix=errors[0].remediation)
 
 
 def _print_provenance(root: Path, provenance: dict, reused: bool) -> None:

@@ -24,7 +24,9 @@ def package(
 ) -> None:
     """Create a model package: artifacts + sha256, I/O contract, payload, reference outputs."""
     from modelcompat.model.build import build_package
+    from modelcompat.scanning.gate import refuse_malicious
 
+    refuse_malicious(model_files)  # scan first: a file that would run code is malicious (exit 1), not unsupported
     pkg = build_package(list(model_files), list(payload), out, name=name, version=version, reference=reference or None,
                         requirements=requirement or [], semantics=_semantics(semantics or []))
     formats = ", ".join(_artifact_summary(a) for a in pkg.manifest.artifacts)
