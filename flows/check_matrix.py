@@ -1,4 +1,5 @@
-"""Flow `check-matrix`: load → expand → resolve → plan → execute on Dask → compare → aggregate → publish.
+"""Flow `check-matrix`: load → expand → resolve → plan → execute on Dask → compare → aggregate → publish (artifacts
+and the `modelcompat.verdict` event).
 
 Thin on purpose: every step but the Prefect ones is a plain function of `modelcompat.orchestration.matrix_run`
 (which `modelcompat run` also calls directly when nothing is to run and no Prefect API is configured); one
@@ -28,6 +29,7 @@ from modelcompat.orchestration.matrix_run import (
     prepare_run,
     run_name,
 )
+from modelcompat.orchestration.verdict_event import emit_verdict
 from modelcompat.planning.plan import plan_markdown
 from modelcompat.render.prefect_artifacts import artifact_key, markdown_summary, table_rows
 from modelcompat.results.report import Report
@@ -105,6 +107,7 @@ def check_matrix(
                           description=f"run {run.run_id}: verdict {summary.verdict.value}")
     create_markdown_artifact(key=key + "-summary", markdown=markdown_summary(summary),
                              description=f"run {run.run_id} summary")
+    emit_verdict(summary, logger)  # `modelcompat.verdict`: automations act on it (deployments/automations.yaml)
     # The flow's result is the documented JSON document (docs/run-summary.md); in-process callers
     # read it typed with `RunSummary.model_validate`.
     return summary.to_json()

@@ -13,11 +13,13 @@ from typer.core import TyperGroup
 from modelcompat import __version__
 from modelcompat.cli import (
     audit,
+    automations,
     baseline,
     check,
     localise,
     matrix,
     package,
+    precommit,
     range_cmd,
     registry,
     remediate,
@@ -58,6 +60,7 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 app.command()(run.run)
 app.command()(run.plan)
 app.command()(check.check)
+app.command("pre-commit")(precommit.pre_commit)
 app.command("range")(range_cmd.range_)
 app.command("validators")(validators.list_validators)
 app.command()(package.package)
@@ -75,6 +78,7 @@ app.add_typer(registry.registry_app, name="registry")
 app.add_typer(baseline.baseline_app, name="baseline")
 app.add_typer(store.store_app, name="store")
 app.add_typer(serve.webhook_app, name="webhook")
+app.add_typer(automations.automations_app, name="automations")
 
 
 def main() -> None:

@@ -5,9 +5,9 @@ Why: on such a run Prefect cost more than the work. One forced check of one BERT
 3.6 s, of which importing Prefect was ~1.0 s, its flow engine ~0.3 s, joining its heartbeat thread ~0.8 s and its
 teardown ~0.6 s (issue 14; the cell itself ran beside the import). The record is the same as the `check-matrix`
 flow's: a flow run of that flow with the same name and parameters, one task run per cell (`check <cell>`), the
-plan, table and summary artifacts under the same keys, the run's log lines, and a final state, with the flow run
-id in the store's runs row and the summary. The calls are a handful of small JSON requests on the standard
-library's HTTP client (importing httpx costs ~0.2 s, more than all the requests together).
+plan, table and summary artifacts under the same keys, the `modelcompat.verdict` event, the run's log lines, and a
+final state, with the flow run id in the store's runs row and the summary. The calls are a handful of small JSON
+requests on the standard library's HTTP client (importing httpx costs ~0.2 s, more than all the requests together).
 
 A deployment's run (nightly, registry event, the UI) is still a real flow run: only `modelcompat run` takes this
 path, and only when it would start no Dask cluster.
@@ -34,6 +34,7 @@ from modelcompat.orchestration.matrix_run import (
     keep_cell,
     run_name,
 )
+from modelcompat.orchestration.verdict_event import event_document
 from modelcompat.planning.plan import plan_markdown
 from modelcompat.render.prefect_artifacts import artifact_key, markdown_summary, table_rows
 from modelcompat.results.report import Report
@@ -148,6 +149,8 @@ def recorded_run(run: PreparedRun, *, api_url: str, check_cell: Callable[[CellJo
     _recorded(rest.post, "/artifacts/", {"key": key + "-summary", "type": "markdown",
                                          "data": markdown_summary(summary),
                                          "description": f"run {run.run_id} summary", "flow_run_id": flow_run_id})
+    # The verdict event, as the flow emits it (automations act on it): Prefect's REST endpoint for client events.
+    _recorded(rest.post, "/events", [event_document(summary, flow_run_id)])
     _recorded(rest.post, "/logs/", [{"name": "prefect.flow_runs", "flow_run_id": flow_run_id, **line}
                                     for line in logger.lines])
     _recorded(rest.post, f"/flow_runs/{flow_run_id}/set_state",

@@ -14,9 +14,9 @@ from modelcompat.errors import InputError, ModelcompatError
 from modelcompat.settings import REPO_ROOT
 from modelcompat.store import RunNotFoundError, StoreError
 
-COMMANDS = ["run", "plan", "check", "range", "validators", "package", "demo", "history", "report", "localise",
-            "remediate", "audit", "sbom", "serve", "server"]
-GROUPS = ["matrix", "registry", "baseline", "store", "webhook"]
+COMMANDS = ["run", "plan", "check", "pre-commit", "range", "validators", "package", "demo", "history", "report",
+            "localise", "remediate", "audit", "sbom", "serve", "server"]
+GROUPS = ["matrix", "registry", "baseline", "store", "webhook", "automations"]
 
 
 def test_the_console_script_and_python_m_reach_main(cli) -> None:
