@@ -147,7 +147,8 @@ def cell_pythons(matrix: Path) -> dict[str, tuple[Path, str]]:
 
     found: dict[str, tuple[Path, str]] = {}
     for cell in load_matrix(matrix).select(None):
-        if cell.runtime.kind != "onnxruntime" or cell.hardware.kind != "cpu" or cell.backend.precision != "fp32":
+        if (cell.runtime.kind != "onnxruntime" or cell.hardware.kind != "cpu" or cell.backend.precision != "fp32"
+                or cell.backend.provider != "CPUExecutionProvider"):  # the direct run uses the CPU provider
             continue
         env = existing_env(cell.runtime)
         if env is not None:

@@ -89,3 +89,22 @@ def test_an_onnxruntime_build_is_the_onnxruntime_family() -> None:
     """onnxruntime-openvino is another build of the same library: its version keys and reports as onnxruntime."""
     assert "onnxruntime-openvino" in family("onnxruntime").distributions
     assert family("openvino").key_packages == ("openvino", "numpy")
+
+
+def test_the_nightly_matrix_has_openvino_and_onnxruntime_openvino_cells() -> None:
+    from modelcompat.matrix.resources import unavailable_reason
+    from modelcompat.matrix.spec import load_matrix
+    from modelcompat.settings import REPO_ROOT
+
+    cells = {c.id: c for c in load_matrix(REPO_ROOT / "matrices" / "nightly.yaml").cells}
+    ov = {i for i in cells if i.startswith("ov-2026.4/")}
+    assert {"ov-2026.4/cpu/ov-onnx", "ov-2026.4/cpu/ov-ir", "ov-2026.4/cpu/ov-onnx-fp16",
+            "ov-2026.4/intel-gpu/ov-onnx", "ov-2026.4/npu/ov-onnx"} <= ov
+    assert not any("/cuda/" in i for i in ov)  # OpenVINO drives no CUDA device
+    assert [i for i in cells if i.startswith("ort-openvino/")] == ["ort-openvino/cpu/ort-openvino"]
+    assert cells["ort-openvino/cpu/ort-openvino"].runtime.requirements == ("onnxruntime-openvino==1.24.1",)
+    assert not any(i.split("/")[1] in ("intel-gpu", "npu") and not i.split("/")[2].startswith("ov-") for i in cells)
+    # Intel GPU / NPU cells go to workers offering the device; on this CPU-only cluster they are skipped, with why.
+    why = unavailable_reason(cells["ov-2026.4/npu/ov-onnx"], {"tcp://w": {}})
+    assert why is not None and "NPU=1" in why
+    assert unavailable_reason(cells["ov-2026.4/cpu/ov-onnx"], {"tcp://w": {}}) is None
