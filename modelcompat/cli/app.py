@@ -26,6 +26,7 @@ from modelcompat.cli import (
     report,
     run,
     sbom,
+    scan,
     serve,
     store,
     validators,
@@ -64,6 +65,7 @@ app.command("pre-commit")(precommit.pre_commit)
 app.command("range")(range_cmd.range_)
 app.command("validators")(validators.list_validators)
 app.command()(package.package)
+app.command()(scan.scan)
 app.command()(package.demo)
 app.command()(report.history)
 app.command()(report.report)

@@ -14,7 +14,7 @@ from modelcompat.errors import InputError, ModelcompatError
 from modelcompat.settings import REPO_ROOT
 from modelcompat.store import RunNotFoundError, StoreError
 
-COMMANDS = ["run", "plan", "check", "pre-commit", "range", "validators", "package", "demo", "history", "report",
+COMMANDS = ["run", "plan", "check", "pre-commit", "range", "validators", "package", "scan", "demo", "history", "report",
             "localise", "remediate", "audit", "sbom", "serve", "server"]
 GROUPS = ["matrix", "registry", "baseline", "store", "webhook", "automations"]
 
