@@ -12,15 +12,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from modelcompat.matrix.families import FAMILIES
 from modelcompat.model.provenance import ArtifactFacts, read_facts, release
 from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
 
 # Distributions that provide one runtime kind: a requirement on another kind's library (torch on an
 # onnxruntime cell) is about the other backends of the package, not this cell.
-RUNTIME_DISTS: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"),
-    "torch": ("torch",),
-}
+# (The runtime families' own lists: an openvino requirement on an onnxruntime cell is another backend's too.)
+RUNTIME_DISTS: dict[str, tuple[str, ...]] = {kind: fam.distributions for kind, fam in FAMILIES.items()}
 FINGERPRINT_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx_vnni",
                      "amx_tile", "asimd")
 

@@ -9,6 +9,7 @@ import pytest
 
 from modelcompat.execution.harness import CellJob, check_cell
 from support.pkgvariants import HOST_ORT, ORT_116, TORCHSCRIPT, variant
+from support.runtime_cells import OV_CPU
 
 PY = platform.python_version()
 
@@ -27,6 +28,10 @@ CASES = [
     (["torch>=99"], TORCHSCRIPT, "fail", {"environment_parity.requirement_unmet"}),
     (['onnxruntime>=99; sys_platform == "win32"'], HOST_ORT, "pass", set()),  # marker false here
     (["onnxruntime>>1"], HOST_ORT, "fail", {"environment_parity.requirement_invalid"}),
+    # Runtime families: openvino is the package's OpenVINO backends' requirement, checked on OpenVINO cells only.
+    (["openvino>=2027"], HOST_ORT, "pass", set()),
+    (["openvino>=2026.4,<2027", "onnxruntime>=99"], OV_CPU, "pass", set()),
+    (["openvino>=2027"], OV_CPU, "fail", {"environment_parity.requirement_unmet"}),
 ]
 
 
