@@ -31,7 +31,8 @@ def apply(
 
     if not os.environ.get("PREFECT_API_URL"):
         raise InputError("PREFECT_API_URL is not set", field="PREFECT_API_URL",
-                         fix="start a server (`modelcompat server`) and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+                         fix="start a server (`modelcompat server`) and export "
+                             "PREFECT_API_URL=http://127.0.0.1:4200/api")
     if not webhook_url.startswith(("http://", "https://")):
         raise InputError(f"{webhook_url!r} is not an http(s) URL", field="--webhook-url",
                          fix="give the full URL, e.g. https://hooks.example.org/model-checks")

@@ -46,9 +46,10 @@ def report(
     run_id: Annotated[str, typer.Argument(help="The run to report on.")],
     format: Annotated[str, typer.Option("--format", "-f", help="html | md | json | junit | sarif")] = "md",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="The run's package folder, for the artifacts' "
-                                               "locations and provenance (default: found by the run's model "
-                                               "sha256 among the demo, registered and `check` packages).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="The run's package folder, for the provenance "
+                                               "section (md, html) and the artifacts' locations (sarif); default: "
+                                               "found by the run's model sha256 among the demo, registered and "
+                                               "`check` packages (none found: reported without them).")] = None,
     store: StoreOption = None,
 ) -> None:
     """Render a stored run: HTML (heatmap + trends, self-contained), markdown, JSON summary, JUnit XML or SARIF 2.1.0
@@ -72,8 +73,10 @@ def report(
         text = summary.to_json_text()
     elif format == "md":
         from modelcompat.render.prefect_artifacts import markdown_summary
+        from modelcompat.render.provenance import provenance_markdown
 
-        text = markdown_summary(summary)
+        provenance = _provenance(store_.require_run(run_id), model)
+        text = markdown_summary(summary) + ("\n" + provenance_markdown(provenance) if provenance else "")
     elif format == "junit":
         from modelcompat.render.junit import render_junit
 
@@ -89,7 +92,8 @@ def report(
         hist = hist[hist["metric"].isin(KEY_METRICS)]
         from modelcompat.ranges.records import latest_ranges
 
-        text = render_html(summary, hist, latest_ranges(store_, summary.model.name), localisations)
+        text = render_html(summary, hist, latest_ranges(store_, summary.model.name), localisations,
+                           _provenance(record, model))
     if out is None:
         sys.stdout.write(text)
         return
@@ -98,18 +102,33 @@ def report(
     err_console.print(f"{format} report of run {run_id} written to {out}", highlight=False)
 
 
-def _sarif(record: Any, summary: Any, model: Path | None) -> str:
-    """The run as SARIF: the artifacts located (the files `check` was given, or the package's) when the package is
-    found; without it (moved or deleted), the package-relative paths the reports name."""
+def _package(record: Any, model: Path | None) -> Any:
+    """The run's package, or None when it is not found (moved or deleted); a wrong --model is an error."""
     from modelcompat.execution.run_inputs import find_package
-    from modelcompat.model.provenance import package_provenance
-    from modelcompat.render.sarif import locate_artifacts, render_sarif
 
     try:
-        package = find_package(record, model)
+        return find_package(record, model)
     except InputError:
         if model is not None:
             raise  # a --model that is not the run's package is the user's mistake: say so
+        return None
+
+
+def _provenance(record: Any, model: Path | None) -> Any:
+    from modelcompat.model.provenance import package_provenance
+
+    package = _package(record, model)
+    return package_provenance(package) if package is not None else None
+
+
+def _sarif(record: Any, summary: Any, model: Path | None) -> str:
+    """The run as SARIF: the artifacts located (the files `check` was given, or the package's) when the package is
+    found; without it (moved or deleted), the package-relative paths the reports name."""
+    from modelcompat.model.provenance import package_provenance
+    from modelcompat.render.sarif import locate_artifacts, render_sarif
+
+    package = _package(record, model)
+    if package is None:
         return render_sarif(summary, [])
     root = Path.cwd()
     return render_sarif(summary, locate_artifacts(package, root), root=root, provenance=package_provenance(package))

@@ -45,10 +45,11 @@ def spdx_expression(text: str) -> str:
         raise ValueError("the licence is empty: give an SPDX licence id, or leave the field out")
     try:
         info = _spdx().validate(text.strip())
-    except Exception as exc:  # noqa: BLE001 - the library raises on some syntax errors rather than report them
+    except Exception:  # noqa: BLE001 - the library raises on some syntax errors rather than report them
         raise ValueError(f"{text!r} is not a valid SPDX licence expression") from None
     unknown = [s for s in info.invalid_symbols if str(s).strip() and not _LICENSE_REF.fullmatch(str(s))]
-    if info.errors and not unknown and not any(_LICENSE_REF.fullmatch(str(s)) for s in info.invalid_symbols):  # a syntax error: `MIT OR`, unbalanced parentheses
+    refs = [s for s in info.invalid_symbols if _LICENSE_REF.fullmatch(str(s))]
+    if info.errors and not unknown and not refs:  # a syntax error: `MIT OR`, unbalanced parentheses
         raise ValueError(f"{text!r} is not a valid SPDX licence expression ({'; '.join(info.errors)})")
     if unknown:
         guesses = _close_ids(str(unknown[0]))
@@ -66,7 +67,8 @@ def _close_ids(unknown: str) -> list[str]:
     match = re.match(r"([A-Za-z]+)[\s_-]*v?(\d*)", unknown)
     if match:  # same family name, same major version
         family, major = match.group(1).lower(), match.group(2)
-        same = [k for k in keys if k.lower().startswith(family + "-") and (not major or k[len(family) + 1:].startswith(major))]
+        same = [k for k in keys
+                if k.lower().startswith(family + "-") and (not major or k[len(family) + 1:].startswith(major))]
         if same:
             return same[:3]
     return difflib.get_close_matches(unknown.replace(" ", "-"), keys, n=3, cutoff=0.6)

@@ -14,6 +14,7 @@ import pandas as pd
 from modelcompat.results.summary import RunSummary, StoredRunSummary
 
 if TYPE_CHECKING:
+    from modelcompat.model.provenance import ModelProvenance
     from modelcompat.ranges.records import RangeRecord
 
 KEY_METRICS = ("p95_latency_ms", "throughput_per_s_c1", "max_abs_diff", "peak_rss_mb", "load_time_ms")
@@ -227,11 +228,14 @@ def _ranges(ranges: list[RangeRecord] | None) -> str:
 
 
 def render_html(summary: RunSummary, history: pd.DataFrame | None = None,
-                ranges: list[RangeRecord] | None = None, localisations: list[dict[str, Any]] | None = None) -> str:
+                ranges: list[RangeRecord] | None = None, localisations: list[dict[str, Any]] | None = None,
+                provenance: ModelProvenance | None = None) -> str:
     """The report page. ``history``: :func:`modelcompat.baseline.trends.metric_history` rows for the trend plots;
     ``ranges``: the model's stored compatibility ranges (`modelcompat range`), one section row per runtime;
-    ``localisations``: the run's stored `modelcompat localise` results, drawn as per-node error along the path."""
+    ``localisations``: the run's stored `modelcompat localise` results, drawn as per-node error along the path;
+    ``provenance``: the package's declared and read provenance (a section; none when the package was not found)."""
     from modelcompat.render.localisation import html_section
+    from modelcompat.render.provenance import provenance_html
 
     model, verdict = summary.model, summary.verdict.value
     counts = " · ".join(f"{k} {v}" for k, v in summary.counts.items() if v)
@@ -249,7 +253,7 @@ def render_html(summary: RunSummary, history: pd.DataFrame | None = None,
 <section><h2>Regressions</h2>{_regressions(summary)}</section>
 <section><h2>Matrix</h2>{_heatmap(summary)}</section>
 <section><h2>Findings</h2>{_problems(summary)}</section>
-{html_section(localisations or [])}<section><h2>Trends</h2>{_trends(history, run_id, summary.baseline_run_id)}</section>
+{provenance_html(provenance)}{html_section(localisations or [])}<section><h2>Trends</h2>{_trends(history, run_id, summary.baseline_run_id)}</section>
 {_ranges(ranges)}<footer class="meta"><p>modelcompat {_e(code_version)} · self-contained report, no external assets.</p></footer>
 </body></html>
 """

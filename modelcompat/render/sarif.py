@@ -24,7 +24,6 @@ from modelcompat.results.summary import RunSummary, SummaryChange
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
-INFORMATION_URI = "https://github.com/modelcompat/modelcompat"
 REGRESSION_RULE = "baseline.regression"
 _CVE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
 
@@ -201,9 +200,11 @@ def render_sarif(summary: RunSummary, artifacts: list[SarifArtifact], *, root: P
         results.append({
             "ruleId": REGRESSION_RULE,
             "level": "error" if SEVERITIES.index(change.severity) >= blocking else "warning",
-            "message": {"text": _regression_text(change) + (f" Fix: {change.remediation}" if change.remediation else "")},
+            "message": {"text": _regression_text(change)
+                        + (f" Fix: {change.remediation}" if change.remediation else "")},
             "locations": [_location(report.evidence.artifact_path if report else None,
-                                    report.evidence.artifact_sha256 if report else None, index, artifacts, change.cell)],
+                                    report.evidence.artifact_sha256 if report else None, index, artifacts,
+                                    change.cell)],
             "partialFingerprints": {"modelcompatFinding/v1": _fingerprint(
                 REGRESSION_RULE, change.cell, change.validator, change.metric or change.kind)},
             "properties": {"cell": change.cell, "validator": change.validator, "severity": change.severity,
@@ -214,7 +215,7 @@ def render_sarif(summary: RunSummary, artifacts: list[SarifArtifact], *, root: P
     taxa = sorted({c for rule in rules.values() for c in cwes(rule["id"])}, key=lambda c: int(c.split("-")[1]))
     run: dict[str, Any] = {
         "tool": {"driver": {"name": "modelcompat", "version": __version__, "semanticVersion": __version__,
-                            "informationUri": INFORMATION_URI, "rules": list(rules.values())}},
+                            "rules": list(rules.values())}},
         "automationDetails": {"id": f"modelcompat/{summary.model.name}/{summary.run_id}"},
         "invocations": [{"executionSuccessful": not notifications, "startTimeUtc": _utc(summary.started_at),
                          "endTimeUtc": _utc(summary.finished_at),

@@ -100,7 +100,8 @@ def test_facts_are_read_from_the_demo_artifacts_as_saved(demo_package):
     import onnx
     import torch
 
-    assert facts["onnx"].producer_name == "pytorch" and facts["onnx"].producer_version == torch.__version__.split("+")[0]
+    assert facts["onnx"].producer_name == "pytorch"
+    assert facts["onnx"].producer_version == torch.__version__.split("+")[0]
     assert facts["onnx"].opsets["ai.onnx"] == onnx.load(str(demo_package.root / "model.onnx")).opset_import[0].version
     assert facts["pt2"].torch_version == torch.__version__ and facts["pt2"].schema_version
     assert facts["torchscript"].file_format_version is not None and facts["torchscript"].torch_version is None

@@ -38,7 +38,8 @@ def test_the_sample_run_is_valid_sarif_with_levels_from_statuses(tmp_path):
     assert noisy["level"] == "warning"
     # the critical status regression and the major metric one: both block the run
     assert sorted(r["level"] for r in by_rule["baseline.regression"]) == ["error", "error"]
-    assert "p95_latency_ms 4.12 -> 5.31 (+28.9%)" in " ".join(r["message"]["text"] for r in by_rule["baseline.regression"])
+    texts = " ".join(r["message"]["text"] for r in by_rule["baseline.regression"])
+    assert "p95_latency_ms 4.12 -> 5.31 (+28.9%)" in texts
     # pass and skipped checks are no results; the probe crash is a notification, not a finding about the model
     assert "skip.hardware" not in by_rule and "probe.crashed" not in by_rule
     (invocation,) = run["invocations"]
@@ -68,7 +69,8 @@ def test_without_a_baseline_and_without_errors_the_tool_ran_cleanly():
 
 def _security_summary():
     def report(validator, status, *findings):
-        return Report(run_id="r", cell="host-torch/cpu/torchscript", runtime="host-torch", runtime_version="torch 2.5.1",
+        return Report(run_id="r", cell="host-torch/cpu/torchscript", runtime="host-torch",
+                      runtime_version="torch 2.5.1",
                       hardware="cpu", backend="torchscript", validator=validator, validator_version="1", status=status,
                       findings=findings, evidence=Evidence(artifact_path="model.pt", artifact_sha256="cd" * 32))
     reports = [
@@ -125,7 +127,8 @@ def test_the_schema_check_catches_a_broken_document():
 
 @pytest.mark.parametrize(("code", "ids"), [
     ("unsafe_serialization.disallowed_global", ("CWE-502",)), ("unsafe_serialization.some_new_reason", ("CWE-502",)),
-    ("unsafe_serialization.external_data_escape", ("CWE-22", "CWE-59")), ("unsafe_serialization.zip_bomb", ("CWE-409",)),
+    ("unsafe_serialization.external_data_escape", ("CWE-22", "CWE-59")),
+    ("unsafe_serialization.zip_bomb", ("CWE-409",)),
     ("io_contract.shape_mismatch", ()),
 ])
 def test_cwe_by_finding_code(code, ids):
