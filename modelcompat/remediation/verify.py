@@ -15,10 +15,12 @@ from typing import Any
 
 import yaml
 
+from modelcompat import __version__
 from modelcompat.execution.harness import check_cell
 from modelcompat.files.atomic import write_text
 from modelcompat.model.build import build_package
 from modelcompat.model.package import ModelPackage, load_package, write_manifest
+from modelcompat.model.provenance import ConversionStep, Provenance
 from modelcompat.orchestration.matrix_run import FinishedRun, cell_failed_reports, finish_run, keep_cell, prepare_run
 from modelcompat.orchestration.resources import offered_resources
 from modelcompat.remediation.edits import EditError
@@ -80,7 +82,8 @@ def candidate_matrix(matrix: Path, candidate: Candidate, backends: set[str], des
 
 def build_candidate(original: ModelPackage, candidate: Candidate, out: Path, scratch: Path) -> ModelPackage:
     """The candidate's package at `out` through the package builder (hashes, contract, manifest), with the
-    original's payloads, references, tolerances, requirements, budgets, semantics and validator params.
+    original's payloads, references, tolerances, requirements, budgets, semantics, validator params and provenance
+    (the rewrite appended to its lineage).
 
     Raises:
         EditError: the rewrite failed (the converter's reason).
@@ -101,10 +104,25 @@ def build_candidate(original: ModelPackage, candidate: Candidate, out: Path, scr
     package = build_package(files, payloads, out, name=manifest.name, version=f"{manifest.version}+{candidate.id}",
                             reference=references, tolerances=manifest.tolerances,
                             requirements=list(manifest.requirements), budgets=manifest.budgets, semantics=semantics)
-    if manifest.params:
-        write_manifest(package.root, package.manifest.model_copy(update={"params": manifest.params}))
+    carried = {"params": manifest.params, "provenance": _with_step(manifest.provenance, candidate, new_onnx,
+                                                                       package)}
+    if any(carried.values()):
+        write_manifest(package.root, package.manifest.model_copy(update=carried))
         package = load_package(package.root)
     return package
+
+
+def _with_step(provenance: Provenance | None, candidate: Candidate, new_onnx: Path | None,
+               package: ModelPackage) -> Provenance | None:
+    """The original's provenance, plus the rewrite as the last lineage step when the candidate rewrote the model
+    (backend options alone leave the artifact, and so its lineage, as it was)."""
+    if new_onnx is None:
+        return provenance
+    onnx = package.artifact("onnx")
+    step = ConversionStep(step=candidate.transform, tool="modelcompat remediate", version=__version__,
+                          artifact=onnx.path if onnx else None, note=candidate.label or None)
+    base = provenance or Provenance()
+    return base.model_copy(update={"lineage": [*base.lineage, step]})
 
 
 def judge(verdict: Verdict, original: dict[tuple[str, str], Report], targets: set[str],
