@@ -118,7 +118,8 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
     from modelcompat.execution.harness import check_cell
     from modelcompat.orchestration.inline_cells import runs_inline, start_inline
     from modelcompat.orchestration.matrix_run import announce, finish_run, hand_over, prepare_run
-    from modelcompat.orchestration.prefect_api import configured_api_url, prefect_api
+    from modelcompat.orchestration.local_cluster import ClusterStart
+    from modelcompat.orchestration.prefect_api import configured_api_url, launch_own_server, prefect_api
     from modelcompat.orchestration.resources import offered_resources
     from modelcompat.results.summary import RunSummary
 
@@ -135,6 +136,7 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
             bar.update(task_id, advance=len(data["reports"]), description=f"done {data['cell']}")
 
     progress_hook.add_listener(on_event)
+    cluster: ClusterStart | None = None
     try:
         with bar:
             run = prepare_run(matrix=str(matrix_path), model=str(model), validators=validators, cells=cells,
@@ -155,7 +157,13 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
                 run.running = start_inline(check_cell, run.jobs)
                 return recorded_run(run, api_url=api_url, check_cell=check_cell, parameters=parameters).summary
             bar.update(task_id, description="starting Prefect…")
-            with prefect_api(home=str(settings.home() / "prefect")):  # sets its variables before the cell starts
+            # The run's own server (unless one is configured) and its local cluster start now, side by side,
+            # while this process imports Prefect; the server's URL is known before it answers, so the
+            # workers get it as they would have inherited it.
+            server = launch_own_server(home=str(settings.home() / "prefect"))
+            if not dask_address and run.jobs and not runs_inline(dask_address, len(run.jobs)):
+                cluster = ClusterStart(workers, run.preload, {"PREFECT_API_URL": server.api_url} if server else {})
+            with prefect_api(server=server):  # sets its variables before the cell starts
                 if runs_inline(dask_address, len(run.jobs)):
                     # The one cell starts now, in a thread (its probe in its own process), while Prefect imports.
                     run.running = start_inline(check_cell, run.jobs)
@@ -163,10 +171,12 @@ def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, c
                 from modelcompat.flows.check_matrix import check_matrix
                 from modelcompat.orchestration.dask_runner import make_task_runner
 
-                flow = check_matrix.with_options(task_runner=make_task_runner(dask_address, workers))
+                flow = check_matrix.with_options(task_runner=make_task_runner(dask_address, workers, cluster))
                 return RunSummary.model_validate(flow(**parameters))
     finally:
         progress_hook.remove_listener(on_event)
+        if cluster is not None:
+            cluster.close_unused()
 
 
 def plan(

@@ -1,4 +1,4 @@
-"""Cells on Dask: the flow's task runner (DaskCellRunner), local clusters and their forkserver.
+"""Cells on Dask: the flow's task runner (DaskCellRunner); local clusters come from `local_cluster`.
 
 Dask workers run plain functions (DaskCellRunner), so they do not call the Prefect API themselves; the URL
 they inherit (`prefect_api`) keeps it that way if a validator ever logs through Prefect. A local run of a
@@ -7,7 +7,6 @@ single cell skips Dask: the cell runs in a thread of this process (its probe is 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from modelcompat.orchestration.inline_cells import INLINE_MAX_CELLS, runs_inline, start_inline
+from modelcompat.orchestration.local_cluster import ClusterStart, start_local_cluster
 from modelcompat.orchestration.resources import detect_local_resources, worker_resources
 
 __all__ = ["CELL_TASK_GROUP", "DaskCellRunner", "detect_local_resources", "make_task_runner", "start_local_cluster",
@@ -28,33 +28,13 @@ log = logging.getLogger(__name__)
 # it is free. Measured: without it, a cell assigned early to a busy worker waited ~1.6 s for work
 # stealing while another worker sat idle (docs/benchmarks.md `parallel_efficiency`).
 CELL_TASK_GROUP = "modelcompat-cell"
-LOCAL_CLUSTER_CONFIG = {
-    "distributed.scheduler.worker-saturation": 1.0,
-    # Workers are forked from one forkserver that has imported distributed and the validators' slow
-    # imports once (`Validator.preload`), instead of each spawned worker importing them again: a run
-    # pays great_expectations' ~3 s import once, not once per worker, and workers exit in ms.
-    "distributed.worker.multiprocessing-method": "forkserver",
-    # Dask's nanny caps OMP/MKL/OpenBLAS at 1 thread by default (`pre-spawn-environ`, set in the nanny's own
-    # process too) so that task threads do not oversubscribe cores. Our workers run one cell at a time and
-    # the model runs in the cell's probe, which inherits the worker's environment: capped, torch ran
-    # single-threaded (ResNet-18: 103 ms a batch instead of 36 ms), unlike any server. Its allocator setting
-    # goes too: MALLOC_TRIM_THRESHOLD_ (which also freezes glibc's dynamic mmap threshold) made torch return
-    # and re-fault its activation buffers on every forward pass (+60 % page faults on a conv stack, torch
-    # ResNet-18 59 ms a batch in a run vs 38 ms in a bare loop). Workers and probes run as a server would.
-    "distributed.nanny.pre-spawn-environ": {},
-    # While a timed check runs, every process of the run should sleep. Dask's defaults wake each worker every
-    # 10 ms to sample its stack (the dashboard's profiler, which no one reads here) and every process every
-    # 20 ms to check its event loop's health; both are slowed down, not the memory monitor (worker limits).
-    "distributed.worker.profile.enabled": False,
-    "distributed.admin.tick.interval": "1s",
-    "distributed.admin.system-monitor.interval": "2s",
-}
 
 
-def make_task_runner(address: str | None, workers: int) -> Any:
+def make_task_runner(address: str | None, workers: int, prestarted: ClusterStart | None = None) -> Any:
     """The flow's task runner: Prefect tasks in threads of the flow process, each handing its cell to Dask
-    (or, for a local run of one cell, to a thread of this process)."""
-    return DaskCellRunner(address=address, workers=workers)
+    (or, for a local run of one cell, to a thread of this process). `prestarted`: the local cluster the
+    caller began starting (`ClusterStart`), used instead of starting one."""
+    return DaskCellRunner(address=address, workers=workers, prestarted=prestarted)
 
 
 def _cell_runner_base() -> type:
@@ -76,11 +56,12 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None, max_workers: int = 64,
-                 inline_max_cells: int = INLINE_MAX_CELLS) -> None:
+                 inline_max_cells: int = INLINE_MAX_CELLS, prestarted: ClusterStart | None = None) -> None:
         super().__init__(max_workers=max_workers)  # threads only wait on Dask futures: cheap to have many
         self.address = address
         self.workers = workers or 1
         self.inline_max_cells = inline_max_cells
+        self.prestarted = prestarted
         self._client: Any = None
         self._cluster: Any = None
         self._lock = threading.Lock()
@@ -90,7 +71,7 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
 
     def duplicate(self) -> "DaskCellRunner":
         return type(self)(address=self.address, workers=self.workers, max_workers=self._max_workers,
-                          inline_max_cells=self.inline_max_cells)
+                          inline_max_cells=self.inline_max_cells, prestarted=self.prestarted)
 
     @property
     def client(self) -> Any:
@@ -101,7 +82,8 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
                 if self.address:
                     self._client = Client(self.address, timeout=60)
                 else:
-                    self._cluster = start_local_cluster(self.workers, self.preload)
+                    self._cluster = (self.prestarted.take() if self.prestarted is not None
+                                     else start_local_cluster(self.workers, self.preload))
                     self._client = Client(self._cluster)
             return self._client
 
@@ -177,70 +159,3 @@ class DaskCellRunner(_cell_runner_base()):  # type: ignore[misc]
             if self._cluster is not None:
                 self._cluster.close()
             self._client = self._cluster = None
-
-
-def start_local_cluster(workers: int, preload: Sequence[str] = ()) -> Any:
-    """A LocalCluster of `workers` single-threaded process workers, configured as LOCAL_CLUSTER_CONFIG says."""
-    import dask
-    from distributed import LocalCluster
-
-    resources = detect_local_resources()
-    with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        _start_forkserver(preload)
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,  # validators measure time and memory: one check per process
-            processes=True,
-            dashboard_address=None,
-            # Every local worker sees the host's GPUs: they share them.
-            resources=resources or None,
-            # Forked workers start with the forkserver's environment, frozen when it started: hand
-            # them this process's current one, as a spawned worker would inherit it.
-            env=dict(os.environ),
-        )
-
-
-# What the running forkserver preloaded (None: this process has not started one).
-_forkserver_preload: frozenset[str] | None = None
-_forkserver_lock = threading.Lock()
-
-
-def _start_forkserver(preload: Sequence[str]) -> None:
-    """Make sure this process's multiprocessing forkserver runs and has preloaded `preload`.
-
-    It is one per process and outlives a run: a long-lived `modelcompat serve`, the benchmarks or a
-    test session pay the preload once. When a later run needs a preload the running one lacks, it is
-    restarted with both (workers already forked from it are independent processes and keep running).
-    """
-    global _forkserver_preload
-    import multiprocessing
-    import multiprocessing.forkserver as forkserver
-
-    from modelcompat.settings import WORKER_PRELOAD_ENV as PRELOAD_ENV
-
-    wanted = frozenset(preload)
-    with _forkserver_lock:
-        if _forkserver_preload is not None and wanted <= _forkserver_preload:
-            forkserver.ensure_running()  # restarts it, as it was, if it died
-            return
-        if _forkserver_preload is not None:
-            wanted |= _forkserver_preload
-            try:
-                forkserver._forkserver._stop()  # private, stable since 3.7; the next line starts a new one
-            except Exception as exc:  # the old preload then stays: workers import the rest themselves
-                log.warning("could not restart the forkserver to preload %s: %s", sorted(wanted), exc)
-                return
-        ctx = multiprocessing.get_context("forkserver")
-        # distributed and the harness: what every worker imports anyway. The forkserver reads its
-        # preload list, and our variable, from this process when it starts.
-        ctx.set_forkserver_preload(["distributed", "modelcompat.execution.harness", "modelcompat.orchestration.worker_preload"])
-        previous = os.environ.get(PRELOAD_ENV)
-        os.environ[PRELOAD_ENV] = ",".join(sorted(wanted))
-        try:
-            forkserver.ensure_running()
-        finally:
-            if previous is None:
-                os.environ.pop(PRELOAD_ENV, None)
-            else:
-                os.environ[PRELOAD_ENV] = previous
-        _forkserver_preload = wanted

@@ -91,3 +91,40 @@ def test_the_runs_own_prefect_server_takes_flow_runs_back_to_back_and_records_ev
     out = json.loads(lines[0].removeprefix("RESULT "))
     assert out["task_runs"] == [["COMPLETED", 40]] * 3
     assert (out["recorder_batch"], out["persister"]) == (100, False)
+
+
+def test_the_own_servers_settings_yield_to_the_users_environment_and_profile(monkeypatch, tmp_path) -> None:
+    """The server is launched before Prefect is imported here: the user's own values (environment, or the
+    active profile in PREFECT_HOME/profiles.toml) must still win over ours."""
+    from modelcompat.orchestration.prefect_api import own_server_environment
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    for var in ("PREFECT_PROFILE", "PREFECT_PROFILES_PATH", "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE",
+                "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"):
+        monkeypatch.delenv(var, raising=False)
+    env = own_server_environment()
+    assert env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] == "100"
+    assert env["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
+    assert env["PREFECT_UI_ENABLED"] == "0"
+
+    (tmp_path / "profiles.toml").write_text(
+        'active = "mine"\n[profiles.mine]\nPREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE = 7\n')
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "true")
+    env = own_server_environment()
+    # Not set by us: the server reads 7 from the profile itself, and the environment's value is passed on.
+    assert "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE" not in env
+    assert env["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "true"
+
+
+def test_a_server_that_cannot_start_is_one_clear_error_not_a_hang(monkeypatch, tmp_path) -> None:
+    from modelcompat.orchestration import prefect_api as api
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    # A setting the server cannot parse: it exits while starting, and the run says so at once.
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "not-a-number")
+    server = api.launch_own_server()
+    assert server is not None
+    with pytest.raises(api.PrefectServerError, match="exited with code 1 while starting; run `prefect server start`"):
+        server.wait(timeout=120)
+    server.stop()
