@@ -150,8 +150,9 @@ def _placement(ctx: ValidationContext, provider: str, runtime: str, metrics: dic
         metrics["provider_available"] = 0.0
         return [_finding(
             "silent_cpu_fallback", Severity.ERROR,
-            f"{runtime} accepted {provider} but it ran none of the model's kernels: all {int(metrics['kernels_on_cpu'])} "
-            f"ran on CPU ({cpu_ops})", "run", f"kernels_on_provider=0; on CPU: {cpu_ops}"[:2000],
+            f"{runtime} accepted {provider} but it ran none of the model's kernels: all "
+            f"{int(metrics['kernels_on_cpu'])} ran on CPU ({cpu_ops})", "run",
+            f"kernels_on_provider=0; on CPU: {cpu_ops}"[:2000],
             f"every kernel on {provider}",
             f"{provider} takes none of these ops/types: check the provider's supported-operator list for this build, "
             "change them at export, or serve on the CPU provider knowingly")]

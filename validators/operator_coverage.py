@@ -13,7 +13,17 @@ from typing import Any
 
 from modelcompat.matrix.families import family
 from modelcompat.model.single_nodes import build_node_models, partitions
-from modelcompat.validators import Cell, Finding, ModelPackage, Outcome, Params, Severity, ValidationContext, Validator
+from modelcompat.validators import (
+    Cell,
+    Finding,
+    ModelPackage,
+    Outcome,
+    Params,
+    ProbeRequestError,
+    Severity,
+    ValidationContext,
+    Validator,
+)
 from modelcompat.validators.capabilities import UNREGISTERED_OP, custom_domain_fix, registered_anywhere
 
 # onnxruntime: "Could not find an implementation for Erf(13) node with name 'node_erf'"
@@ -242,16 +252,36 @@ class OperatorCoverage(Validator):
             metrics["graph_partitions"] = float(partitions(models.order, models.edges, placement))
         if fallback_nodes:
             found.fallback = True
+            # A node a provider refuses alone may still be fused into one of its subgraphs in the whole graph
+            # (OpenVINO's provider takes a lone dynamic Reshape only with its neighbours): the profiled run says.
+            on_cpu = _cpu_kernels(ctx, provider)
+            if on_cpu is not None:
+                metrics["kernels_on_cpu"] = float(on_cpu)
+            fused = ("; but in the whole graph the provider ran every kernel (profiled run of the payload: "
+                     "kernels_on_cpu=0): they are fused into its subgraphs, nothing falls back now"
+                     if on_cpu == 0 else "")
             found.findings.append(Finding(
-                code="operator_coverage.cpu_fallback", severity=Severity.WARN, step="load",
+                code="operator_coverage.cpu_fallback", severity=Severity.INFO if on_cpu == 0 else Severity.WARN,
+                step="load",
                 message=f"{provider} has no kernel for {len(fallback_nodes)} node(s) that the CPU provider runs: "
                         f"with fallback allowed onnxruntime would run {_node_list(fallback_nodes)} on CPU, cutting "
-                        f"the graph into {int(metrics['graph_partitions'])} partitions",
+                        f"the graph into {int(metrics['graph_partitions'])} partitions{fused}",
                 observed=f"nodes_cpu_fallback={len(fallback_nodes)}: {_node_list(fallback_nodes)}"[:2000],
                 expected=f"every node on {provider}",
                 remediation="change these nodes' op/dtype at export to ones the provider implements, or accept "
                             "the copies between devices at each partition boundary"))
         return found
+
+
+def _cpu_kernels(ctx: ValidationContext, provider: str) -> int | None:
+    """Kernels a profiled run of the payload put on another provider than `provider` (None: it did not run)."""
+    try:
+        reply = ctx.request("placement", artifact=str(ctx.model_path()),
+                            backend=ctx.cell.backend.model_dump(mode="json"),
+                            inputs=str(ctx.package.resolve(ctx.package.manifest.payload)))
+    except ProbeRequestError:  # the model does not run here (a missing kernel): the per-node verdicts stand
+        return None
+    return sum(n for where, ops in (reply.get("placement") or {}).items() if where != provider for n in ops.values())
 
 
 def _onnx_nodes(ctx: ValidationContext, op: str) -> list[str]:

@@ -30,10 +30,12 @@ def test_families_are_found_by_module_name_and_ops_route_to_the_named_family(tmp
         "    except Exception as exc:\n"
         "        errors[name] = '%s: %s' % (type(exc).__name__, exc)\n"
         "print(json.dumps({'kinds': family.kinds(), 'ops': sorted(ops), 'errors': errors,\n"
-        "                  'loaded': sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'torch', 'openvino'))}))\n",
+        "                  'loaded': sorted(m for m in sys.modules\n"
+        "                                   if m.split('.')[0] in ('onnxruntime', 'torch', 'openvino'))}))\n",
         tmp_path)
     assert out["kinds"] == ["onnxruntime", "torch", "openvino"]
-    assert {"describe", "load", "run", "bench", "kernel_check", "node_kernels", "placement", "try_load_many"} <= set(out["ops"])
+    assert {"describe", "load", "run", "bench", "kernel_check", "node_kernels", "placement",
+            "try_load_many"} <= set(out["ops"])
     assert out["errors"]["node_kernels"] == ("ProbeUsageError: openvino has no 'node_kernels' request "
                                              "(offered by: onnxruntime)")
     assert out["errors"]["kernel_check"].startswith("ProbeUsageError: unknown runtime kind 'tensorrt'")

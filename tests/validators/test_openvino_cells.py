@@ -92,7 +92,9 @@ def test_onnxruntimes_openvino_provider_reports_partitions_and_the_nodes_left_on
     assert hardware.status == "warn" and codes(hardware) == {"hardware_support.partial_cpu_fallback"}
     assert hardware.metrics["provider_partitions"] >= 1 and hardware.metrics["kernels_on_cpu"] >= 1
     assert "ZipMap" in hardware.findings[0].message and "OpenVINO-EP-subgraph" in hardware.findings[0].message
-    assert reports["operator_coverage"].metrics["nodes_cpu_fallback"] >= 1
+    coverage = reports["operator_coverage"]
+    assert coverage.metrics["nodes_cpu_fallback"] >= 1 and coverage.metrics["kernels_on_cpu"] >= 1
+    assert coverage.status == "warn"  # these nodes really run on CPU in the whole graph
 
 
 def test_a_vision_model_runs_on_openvino_and_wholly_on_its_onnxruntime_provider(corpus: Path,
@@ -102,10 +104,16 @@ def test_a_vision_model_runs_on_openvino_and_wholly_on_its_onnxruntime_provider(
     ov = run(pkg, OV_CPU, ("loadability", "io_contract", "numerical_parity", "operator_coverage"))
     assert {n: r.status.value for n, r in ov.items()} == {n: "pass" for n in ov}
     assert ov["operator_coverage"].metrics["nodes_total"] > 100
-    ort = run(pkg, ORT_OV_CPU, ("numerical_parity", "hardware_support"))
+    ort = run(pkg, ORT_OV_CPU, ("numerical_parity", "hardware_support", "operator_coverage"))
     assert ort["numerical_parity"].status == "pass"
     assert ort["hardware_support"].metrics["kernels_on_cpu"] == 0  # every kernel in OpenVINO's subgraph
     assert ort["hardware_support"].metrics["kernels_on_provider"] >= 1
+    # The provider refuses a lone dynamic Reshape (one-node model) but fuses it in the whole graph: not a warning.
+    coverage = ort["operator_coverage"]
+    assert coverage.status == "pass" and coverage.metrics["kernels_on_cpu"] == 0
+    for finding in coverage.findings:
+        assert finding.code == "operator_coverage.cpu_fallback" and finding.severity == "info"
+        assert "nothing falls back now" in finding.message
 
 
 def _custom_op_model(folder: Path) -> tuple[Path, Path, Path]:
