@@ -58,3 +58,23 @@ def test_describe_goes_through_the_family(tmp_path: Path) -> None:
     assert out["kind"] == "onnxruntime" and "CPUExecutionProvider" in out["providers"]
     assert {"onnxruntime", "torch", "numpy"} <= set(out["packages"]) and "openvino" not in out["packages"]
     assert out["refused"].startswith("unknown runtime kind 'litert' (this probe has: onnxruntime, torch, openvino")
+
+
+def test_openvino_probes_fork_from_a_zygote_that_has_not_imported_openvino(tmp_path: Path) -> None:
+    """Importing openvino starts a thread (its telemetry's executor); probes forked after it hung in their first
+    `describe`. The OpenVINO zygote imports numpy only, and each forked probe imports openvino itself."""
+    from modelcompat.probe import zygote as zygotes
+    from modelcompat.probe.launcher import ProbeSession, probe_environment
+    from modelcompat.runtime.environments import provision
+    from support.runtime_cells import OPENVINO
+
+    python = provision(OPENVINO).python
+    seen = []
+    for i in range(3):
+        with ProbeSession(python, f"ov/cpu/{i}", tmp_path / str(i), timeout_s=120, kind="openvino") as probe:
+            info = probe.request("describe", kind="openvino")
+            assert info["runtime_version"] == "openvino 2026.4.1" and "CPU" in info["providers"]
+            seen.append(probe.forked_from)
+            interpreter = probe.python
+    zygote = zygotes.zygote_for(interpreter, "openvino", probe_environment())
+    assert seen == [zygote.pid] * 3 and zygote.imported == ["numpy"]
