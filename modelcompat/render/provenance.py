@@ -3,6 +3,7 @@ lineage) and what each artifact says of itself, as label/value rows rendered to 
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from modelcompat.model.provenance import ArtifactFacts, ModelProvenance
 
@@ -70,3 +71,10 @@ def provenance_html(provenance: ModelProvenance | None) -> str:
 def provenance_lines(provenance: ModelProvenance) -> list[str]:
     """`label: value` lines for the terminal."""
     return [f"{label}: {value}" for label, value in provenance_rows(provenance)]
+
+
+def print_provenance(console: Any, provenance: ModelProvenance) -> None:
+    """The terminal's provenance block after a run's matrix: declared fields and what each artifact says, dimmed."""
+    console.print("provenance", style="bold", highlight=False)
+    for line in provenance_lines(provenance):
+        console.print(f"  {line}", style="dim", highlight=False, markup=False, soft_wrap=True)

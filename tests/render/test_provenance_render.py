@@ -81,3 +81,16 @@ def test_the_sbom_carries_the_provenance(demo_package, tmp_path: Path):
     assert files["model.pt2"]["modelcompat:torch_version"] == facts["model.pt2"].torch_version
     assert files["model.torchscript.pt"]["modelcompat:torchscript_file_format_version"] == str(
         facts["model.torchscript.pt"].file_format_version)
+
+
+def test_the_terminal_block_lists_every_row():
+    from rich.console import Console
+
+    from modelcompat.render.provenance import print_provenance
+
+    console = Console(record=True, width=200, color_system=None)
+    print_provenance(console, PROVENANCE)
+    text = console.export_text()
+    assert text.splitlines()[0] == "provenance"
+    assert "  licence: MIT" in text and "  model.pt2: saved by torch 2.13.0+cpu · torch.export schema 8.20" in text
+    assert len(text.splitlines()) == 1 + len(provenance_rows(PROVENANCE))
