@@ -24,6 +24,7 @@ from modelcompat.model.build import build_package, detect_formats
 from modelcompat.model.external_data import resolve_data_files
 from modelcompat.model.hashing import cached_sha256
 from modelcompat.model.inspect import read_contract
+from modelcompat.model.openvino_ir import weights_path
 from modelcompat.model.package import MANIFEST_NAME, Contract, ModelPackage, load_package, write_manifest
 from modelcompat.model.payloads import REFERENCE_BACKENDS, bindings
 from modelcompat.model.synthesize import SEED, InputPlan, index_ranges, plan_inputs, synthesize
@@ -47,6 +48,11 @@ class CheckPackage:
 
 def read_check_contract(formats: dict[ArtifactFormat, Path]) -> Contract:
     """The contract inputs are synthesised from: ONNX's, else pt2's (TorchScript has none)."""
+    if set(formats) == {"openvino"}:
+        raise InputError("an OpenVINO IR alone cannot be checked here: the host runs no OpenVINO to compute its "
+                         "reference outputs", file=formats["openvino"],
+                         fix="pass the ONNX model it was converted from beside it (modelcompat check model.onnx "
+                             "model.xml), or package it with a payload and --reference: modelcompat package ...")
     for fmt in ("onnx", "pt2"):
         if fmt in formats:
             contract = read_contract(formats[fmt], fmt)
@@ -66,6 +72,8 @@ def check_key(formats: dict[ArtifactFormat, Path], shapes: dict[str, tuple[int, 
         if fmt == "onnx":
             for ref, data in resolve_data_files(path):  # refuses escaping/missing locations (exit 2)
                 digest.update(f"data {ref.location} {cached_sha256(data)}\n".encode())
+        if fmt == "openvino":  # the IR's weights
+            digest.update(f"data {weights_path(path).name} {cached_sha256(weights_path(path))}\n".encode())
     for name in sorted(shapes):
         digest.update(f"shape {name}={','.join(map(str, shapes[name]))}\n".encode())
     return digest.hexdigest()[:20]

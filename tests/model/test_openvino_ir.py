@@ -76,3 +76,16 @@ def test_other_xml_is_not_taken_for_an_ir(tmp_path: Path) -> None:
     assert not looks_like_ir(other.read_bytes()[:64])
     with pytest.raises(ArtifactError):
         detect_format(other)
+
+
+def test_check_needs_the_onnx_beside_an_ir_and_keys_the_ir_weights(tmp_path: Path) -> None:
+    from modelcompat.errors import InputError
+    from modelcompat.model.check_package import check_key, read_check_contract
+
+    xml = _ir(tmp_path)
+    with pytest.raises(InputError, match="OpenVINO IR alone") as info:
+        read_check_contract({"openvino": xml})
+    assert "modelcompat check model.onnx model.xml" in info.value.fix
+    before = check_key({"openvino": xml}, {})
+    weights_path(xml).write_bytes(b"\1" * 8)  # other weights, same graph: another check
+    assert check_key({"openvino": xml}, {}) != before
