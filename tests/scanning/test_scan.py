@@ -63,9 +63,10 @@ def test_no_benign_sample_is_flagged(benign):
     for sample in benign:
         scan = scan_file(sample.path)
         assert scan.verdict == Verdict.CLEAN, (sample.name, scan.to_json())
-    names = {s.name for s in benign}
-    assert {"torchvision_resnet18", "transformers_bert_pytorch_model", "sklearn_random_forest_compressed",
-            "torchvision_resnet18_torchscript", "transformers_bert_save_pretrained"} <= names
+    names = [s.name for s in benign]
+    assert len(names) == len(set(names))
+    assert {"torchvision_resnet18", "torchvision_resnet18_safetensors", "transformers_bert_pytorch_model", "sklearn_random_forest_compressed",
+            "torchvision_resnet18_torchscript", "transformers_bert_save_pretrained"} <= set(names)
     joblib = scan_file(next(s.path for s in benign if s.name == "sklearn_hist_gradient_boosting"))
     assert joblib.pickles == 1 and joblib.globals > 10  # walked to its end past the inline arrays
 

@@ -274,7 +274,9 @@ def build_benign(out: Path) -> list[Sample]:
             dst = dst / "model.safetensors"
         else:
             shutil.copyfile(src, dst)
-        samples.append(Sample(src.stem if src.is_file() else src.name, "benign", dst, "none"))
+        # Names are unique: the same model may be saved twice (`resnet18.pth`, `resnet18.safetensors`).
+        name = src.name if src.is_dir() else src.stem + ("_safetensors" if src.suffix == ".safetensors" else "")
+        samples.append(Sample(name, "benign", dst, "none"))
     samples += _benign_here(out)
     return samples
 
