@@ -147,6 +147,43 @@ def timing_lock_path() -> Path:
     return Path(os.environ.get(TIMING_LOCK_ENV) or Path(tempfile.gettempdir()) / "modelcompat-timing.lock")
 
 
+TIMING_ENV = "MODELCOMPAT_TIMING"
+TIMING_MODES = ("exclusive", "partitioned")
+
+
+def timing_mode() -> str:
+    """`MODELCOMPAT_TIMING`: how timed checks get the machine (docs/validators.md, "Timing alone").
+
+    `exclusive` (default): a timed check has the whole machine, alone (one machine-wide lock; timed checks run
+    one after another). `partitioned`: each worker's probes are pinned to a share of the cores and a timed check
+    has its share alone (one lock per share), so timed checks on different workers run side by side.
+    """
+    from modelcompat.errors import InputError
+
+    mode = (os.environ.get(TIMING_ENV) or "exclusive").strip().lower()
+    if mode not in TIMING_MODES:
+        raise InputError(f"{mode!r} is not a timing mode", field=TIMING_ENV,
+                         fix=f"set it to one of {', '.join(TIMING_MODES)} (or unset it)")
+    return mode
+
+
+# Partitioned timing: the cores this worker's probes are pinned to ("0-3", "0,2"), set by hand on a remote
+# worker; a local cluster's workers find their share from their index and PARTITIONS_ENV (set by the cluster).
+WORKER_CORES_ENV = "MODELCOMPAT_WORKER_CORES"
+PARTITIONS_ENV = "MODELCOMPAT_PARTITIONS"
+
+
+def worker_cores_spec() -> str | None:
+    """`MODELCOMPAT_WORKER_CORES`: this worker's cores in partitioned timing (None: its share of the machine)."""
+    return os.environ.get(WORKER_CORES_ENV) or None
+
+
+def partitions() -> int | None:
+    """How many workers of a local cluster share this machine's cores (None: not set, not a local worker)."""
+    raw = os.environ.get(PARTITIONS_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
 CAPABILITIES_ENV = "MODELCOMPAT_CAPABILITIES"
 
 

@@ -29,6 +29,7 @@ Input = Literal[
     "runtime",             # resolved runtime environment (versions, not just the spec)
     "hardware",
     "backend",
+    "timing",              # MODELCOMPAT_TIMING when not the default (partitioned: a share of the cores)
 ]
 
 

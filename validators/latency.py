@@ -41,9 +41,11 @@ class Latency(Validator):
     version = "3"  # 3: a p95 over budget on a shared machine whose median met it is inconclusive (warn)
     description = ("Load time, p50/p90/p95/p99 latency and throughput at 1 and N concurrent requests, each "
                    "measured until it is within a target precision or a time budget runs out, alone on the "
-                   "machine (exclusive timing lock), against the manifest's budgets.")
+                   "machine (exclusive timing lock) or on its worker's share of the cores (partitioned "
+                   "timing), against the manifest's budgets.")
     Params = LatencyParams
-    inputs = ("artifact", "manifest.budgets", "payload", "runtime", "hardware", "backend")
+    # `timing`: a measurement on a share of the cores is not the one on the whole machine (partitioned only).
+    inputs = ("artifact", "manifest.budgets", "payload", "runtime", "hardware", "backend", "timing")
     reloads_model = True  # see Validator.reloads_model
     timed = True  # takes the timing lock exclusively itself (Validator.timed)
 
@@ -91,9 +93,11 @@ def _metrics(loaded: dict[str, Any], bench: dict[str, Any], window: TimedWindow)
         metrics[f"throughput_c{c}_precision_reached"] = float(bool(level["reached"]))
         if level.get("precision") is not None:
             metrics[f"throughput_c{c}_precision_pct"] = _pct(level["precision"])  # type: ignore[assignment]
-    for key in ("peak_rss_mb", "other_cpu_pct"):
+    for key in ("peak_rss_mb", "other_cpu_pct", "cores"):  # cores: the CPUs the probe could use (its affinity)
         if bench.get(key) is not None:
             metrics[key] = float(bench[key])
+    if loaded.get("intra_op_threads"):
+        metrics["intra_op_threads"] = float(loaded["intra_op_threads"])
     return metrics
 
 

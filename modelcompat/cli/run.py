@@ -64,6 +64,7 @@ def run(
     forced = split_csv(force_validators)
     if forced:
         Registry.discover().select(forced)
+    settings.timing_mode()  # MODELCOMPAT_TIMING: refused here, not in every cell
     if model is None:
         from modelcompat.model.demo import build_demo
         with console.status("building the demo model package (once)…"):

@@ -42,6 +42,7 @@ class CellContext(ValidationContext):
     env: RuntimeEnv | None = None
     timing_lock: Path = field(default_factory=settings.timing_lock_path)
     capabilities_dir: Path = field(default_factory=settings.capabilities_dir)
+    cores: tuple[int, ...] | None = None  # partitioned timing: the CPUs the cell's probe is pinned to
     load_refusals: int = field(default=0, init=False)
     _refused: ProbeRequestError | None = field(default=None, init=False, repr=False)
     _loaded: dict[str, Any] | None = field(default=None, init=False, repr=False)
@@ -73,6 +74,10 @@ class CellContext(ValidationContext):
         return self._model
 
     def _request_load(self, artifact: Path, converted: bool, **options: Any) -> dict[str, Any]:
+        if self.cores and "intra_op_threads" not in options:
+            # A pinned probe runs one intra-op thread per core it has: a runtime's default counts the machine's
+            # cores (onnxruntime does), and more threads than cores would time the scheduler, not the model.
+            options["intra_op_threads"] = len(self.cores)
         loaded = self._session().request(
             "load",
             artifact=str(artifact),

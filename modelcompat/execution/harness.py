@@ -24,6 +24,8 @@ from typing import Any
 from modelcompat import settings
 from modelcompat.errors import EnvironmentBuildError, ProbeError, ProbeRequestError
 from modelcompat.execution.context import CellContext
+from modelcompat.execution.partition import pin_this_process, worker_cores
+from modelcompat.execution.partition import timing_lock as partition_lock
 from modelcompat.files.timing_lock import TimingLockTimeout, shared_timing
 from modelcompat.matrix.cells import Cell, RuntimeSpec
 from modelcompat.model.package import ModelPackage, load_package
@@ -298,8 +300,13 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
         env: RuntimeEnv | None = existing_env(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
         evidence, runtime_version = base_evidence, None
         # What the run knows, for every validator of the cell: gates see the environment as already built.
-        context = partial(CellContext, cell=job.cell, package=package, workdir=Path(tmp),
-                          timing_lock=settings.timing_lock_path(), capabilities_dir=settings.capabilities_dir())
+        # Partitioned timing: this worker's probes run on its share of the cores, under that share's lock.
+        cores = worker_cores()
+        if cores:
+            pin_this_process(cores)
+        context = partial(CellContext, cell=job.cell, package=package, workdir=Path(tmp), cores=cores,
+                          timing_lock=partition_lock(settings.timing_lock_path(), cores),
+                          capabilities_dir=settings.capabilities_dir())
         runnable, gate_reports = _run_gates(runnable, job, context(env=env), base_evidence, reports)
         try:
             if any(v.needs_probe for v, _ in runnable):
@@ -307,7 +314,8 @@ def check_cell(job: CellJob, registry: Registry | None = None) -> list[Report]:
                 with untimed(context(env=env), f"{job.cell.id} setup"):
                     env = provision(job.cell.runtime, Path(job.env_cache) if job.env_cache else None)
                     probe = ProbeSession(env.python, job.cell.id, Path(tmp), timeout_s=job.probe_timeout_s,
-                                         memory_limit_mb=job.probe_memory_limit_mb, kind=job.cell.runtime.kind)
+                                         memory_limit_mb=job.probe_memory_limit_mb, kind=job.cell.runtime.kind,
+                                         cores=cores)
                     info = probe.request("describe", kind=job.cell.runtime.kind)
                 runtime_version = info.get("runtime_version")
                 evidence = base_evidence.model_copy(update={

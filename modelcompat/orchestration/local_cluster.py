@@ -58,8 +58,15 @@ def start_local_cluster(workers: int, preload: Sequence[str] = (), env: dict[str
             resources=resources or None,
             # Forked workers start with the forkserver's environment, frozen when it started: hand
             # them this process's current one, as a spawned worker would inherit it.
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), **_partition_env(workers)},
         )
+
+
+def _partition_env(workers: int) -> dict[str, str]:
+    """In partitioned timing, each worker pins its probes to its share of the cores: tell it how many shares."""
+    from modelcompat import settings
+
+    return {settings.PARTITIONS_ENV: str(workers)} if settings.timing_mode() == "partitioned" else {}
 
 
 # What the running forkserver preloaded (None: this process has not started one).

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from modelcompat import settings
 from modelcompat.errors import ManifestError
 from modelcompat.matrix.cells import Cell
 from modelcompat.matrix.families import FAMILIES
@@ -168,6 +169,10 @@ def input_components(validator: type[Validator], params: dict[str, Any], cell: C
         elif name == "reference":
             parts[name] = _file(package, manifest.reference)
             parts[name] += "".join(f" + {_file(package, extra.reference)}" for extra in manifest.payloads)
+        elif name == "timing":
+            # Exclusive timing (the default) adds nothing: keys made before timing modes existed stay valid.
+            if settings.timing_mode() != "exclusive":
+                parts[name] = settings.timing_mode()
         elif name.startswith("manifest."):
             field = name.removeprefix("manifest.")
             parts[name] = _json(_plain(getattr(manifest, field)))

@@ -118,6 +118,7 @@ class ProbeSession:
         env: extra environment variables for the probe.
         kind: the runtime's kind (`onnxruntime`, `torch`): probes are then forked from a zygote that has
             imported it already, unless MODELCOMPAT_PROBE_ZYGOTE=0.
+        cores: CPUs to pin each probe to (partitioned timing); None: wherever the host process may run.
     """
 
     def __init__(
@@ -130,8 +131,10 @@ class ProbeSession:
         memory_limit_mb: int | None = None,
         env: dict[str, str] | None = None,
         kind: str | None = None,
+        cores: tuple[int, ...] | None = None,
     ) -> None:
         self.python = _interpreter(python)
+        self.cores = cores
         self.cell_id = cell_id
         self.workdir = Path(os.path.abspath(workdir))
         self.timeout_s = timeout_s
@@ -243,6 +246,8 @@ class ProbeSession:
         self._log_start = self._log.tell()
         env = probe_environment(self.extra_env)
         proc = self._fork_from_zygote(env) or self._start_fresh(env)
+        if self.cores:
+            self._pin(proc)
         self._proc = proc
         self._buffer = b""
         self._tokens = set()
@@ -250,6 +255,16 @@ class ProbeSession:
         # Kills the probe if this session is garbage-collected or the host exits without close().
         self._finalizer = weakref.finalize(self, proc.kill_group)
         return proc
+
+    def _pin(self, proc: ProbeProcess) -> None:
+        """Pin the new probe to its cores before its first request: the threads its runtime starts later
+        inherit the mask (partitioned timing, `modelcompat.execution.partition`)."""
+        try:
+            os.sched_setaffinity(proc.pid, self.cores)  # type: ignore[arg-type]
+        except (AttributeError, OSError) as exc:  # no affinity API, or cores this machine lacks
+            proc.kill_group()
+            raise ProbeError("probe.pin_failed", f"probe for cell {self.cell_id} could not be pinned to CPUs "
+                             f"{list(self.cores or ())}: {exc}", detail=str(exc)) from None
 
     def _fork_from_zygote(self, env: dict[str, str]) -> ForkedProbe | None:
         """A probe forked from the runtime's zygote, or None (no kind, zygotes off, or it cannot run)."""
