@@ -27,13 +27,17 @@ TITLE = "Latency fidelity on real models (latency validator in a full run vs a b
 DESCRIPTION = ("p50/p95 per inference reported by the `latency` validator inside a `modelcompat run --force` of the "
                "default matrix (every other check of the matrix running in the same run) vs a bare loop of the same "
                "runtime with the same payload, threads and sample count, alternating round by round, on corpus "
-               "ResNet-18 (onnxruntime and torch eager, batch 2) and BERT (onnxruntime).")
+               "ResNet-18 (onnxruntime and torch eager, batch 2) and BERT (onnxruntime); in exclusive timing (the "
+               "default) and in partitioned timing (MODELCOMPAT_TIMING=partitioned, the bare loop pinned to one "
+               "worker's share).")
 
 # model -> [(cell, runtime kind)]
 CASES: dict[str, list[tuple[str, str]]] = {
     "resnet18": [("host-ort/cpu/ort-cpu", "onnxruntime"), ("host-torch/cpu/torch-eager", "torch")],
     "bert": [("host-ort/cpu/ort-cpu", "onnxruntime")],
 }
+# Timing modes measured (MODELCOMPAT_TIMING): the default, and each worker timing on its share of the cores.
+TIMINGS = ("exclusive", "partitioned")
 # The bare loop's sizes when a latency report does not say how many runs it warmed up and timed.
 DEFAULT_SAMPLES, WARMUP = 200, 20
 SETTLE_S = 0.5  # an idle onnxruntime session keeps a core spinning for ~50 ms after its last run
@@ -59,14 +63,27 @@ def _median_round(ratios: list[float]) -> int:
     return order[len(order) // 2]
 
 
-def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[str, ...]) -> dict[str, Any]:
+def _partition_env(timing: str) -> tuple[dict[str, str], tuple[int, ...] | None]:
+    """The run's environment for a timing mode, and the cores its bare loop is pinned to: in partitioned timing
+    the validator's probe has one worker's share (the default local cluster: one worker per CPU)."""
+    if timing == "exclusive":
+        return {}, None
+    from modelcompat.execution.partition import available_cores, share
+    from modelcompat.settings import workers
+
+    return {"MODELCOMPAT_TIMING": timing}, share(available_cores(), 0, workers())
+
+
+def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[str, ...],
+             timing: str = "exclusive") -> dict[str, Any]:
     from modelcompat.matrix.spec import load_matrix
     from modelcompat.settings import default_matrix
 
     package = corpus_package(ctx, model)
     matrix = load_matrix(default_matrix())
+    run_env, pinned = _partition_env(timing)
     loops = {cell: bare_loop(package, kind, {**matrix.select(cell)[0].backend.model_dump(mode="json"),
-                                             "intra_op_threads": None})
+                                             "intra_op_threads": None}, pinned)
              for cell, kind in CASES[model]}
     seen: dict[str, dict[str, Any]] = {}  # cell -> its latest validator metrics (sample count, threads)
     out: dict[str, Any] = {cell: {"validator": [], "bare": []} for cell in loops}
@@ -86,8 +103,8 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
 
             def product(r: int) -> None:
                 time.sleep(SETTLE_S)
-                run = modelcompat_run(package, tmp / f"store-{model}-{r}", tmp / f"{model}-{r}.json", api_url=api,
-                                      args=("--force", *run_args))
+                run = modelcompat_run(package, tmp / f"store-{model}-{timing}-{r}", tmp / f"{model}-{r}.json",
+                                      api_url=api, args=("--force", *run_args), env_extra=run_env)
                 out["runs"].append({"wall_s": run.wall_s, "returncode": run.returncode,
                                     "counts": run.summary.get("counts")})
                 for cell in loops:
@@ -122,9 +139,9 @@ def run(ctx: Context) -> dict[str, Any]:
     summary: list[str] = []
     worst = 0.0
     with scratch("latency") as tmp:
-        for model, cases in CASES.items():
-            got = _measure(ctx, tmp, model, rounds, run_args)
-            raw[model] = got
+        for (model, cases), timing in [(case, t) for t in TIMINGS for case in CASES.items()]:
+            got = _measure(ctx, tmp, model, rounds, run_args, timing)
+            raw[f"{model} {timing}"] = got
             for cell, _kind in cases:
                 side = got[cell]
                 for q in ("p50", "p95"):
@@ -140,15 +157,17 @@ def run(ctx: Context) -> dict[str, Any]:
                     if metrics.get("other_cpu_pct") is not None:
                         quality += f"other CPU use while it measured {metrics['other_cpu_pct']:.0f} %; "
                     threads = side["bare"][i]["threads"] or "the runtime's default"
+                    mode = "" if timing == "exclusive" else f", {timing} timing (bare loop pinned alike)"
                     figures.append(Figure(
-                        f"{model} {cell}: validator {q}_latency_ms in a full run (median round of {rounds})", v, "ms",
-                        f"bare {side['bare'][i]['runtime']} loop {q}, same round, alone", b, target="within ±5 %",
+                        f"{model} {cell}: validator {q}_latency_ms in a full run{mode} (median round of {rounds})", v,
+                        "ms", f"bare {side['bare'][i]['runtime']} loop {q}, same round, alone", b, target="within ±5 %",
                         note=f"{quality}same-round ratios {min(ratios):.3f}–{max(ratios):.3f}; samples validator "
                              f"{_samples(side['validator'][i]['metrics']) or '?'}, bare {side['bare'][i]['samples']}; "
                              f"bare threads {threads}; plain medians over rounds: validator "
                              f"{median([x[f'{q}_ms'] for x in side['validator']]):.2f} ms, bare "
                              f"{median([x[f'{q}_ms'] for x in side['bare']]):.2f} ms"))
-                    summary.append(f"{model} {cell.split('/')[0]} {q} {(v / b - 1) * 100:+.1f} %")
+                    summary.append(f"{model} {cell.split('/')[0]}{'' if timing == 'exclusive' else ' ' + timing} {q} "
+                                   f"{(v / b - 1) * 100:+.1f} %")
     params = {"models": "corpus resnet18 (+ resnet18_torch: one package, batch 2), bert (batch 2, sequence 16)",
               "run": "modelcompat run --model PKG --force (default matrix" + (
                   ", quick: --cells host-ort/*,host-torch/cpu/torch-eager)" if ctx.quick else ")")

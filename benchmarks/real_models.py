@@ -80,7 +80,8 @@ class Run:
                 if (validator is None or r["validator"] == validator) and (cell is None or r["cell"] == cell)]
 
 
-def modelcompat_run(package: Path, store: Path, out: Path, *, api_url: str | None, args: tuple[str, ...] = ()) -> Run:
+def modelcompat_run(package: Path, store: Path, out: Path, *, api_url: str | None, args: tuple[str, ...] = (),
+                    env_extra: dict[str, str] | None = None) -> Run:
     """`modelcompat run --model PACKAGE --store STORE --json OUT [args]` as a process, timed from spawn to exit.
 
     `api_url` None: no Prefect server configured (the run starts its own, as `modelcompat run` does for a user);
@@ -90,6 +91,7 @@ def modelcompat_run(package: Path, store: Path, out: Path, *, api_url: str | Non
     if api_url is not None:
         env["PREFECT_API_URL"] = api_url
     env["COLUMNS"] = "200"
+    env.update(env_extra or {})  # e.g. MODELCOMPAT_TIMING=partitioned
     out.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "modelcompat.cli", "run", "--model", str(package), "--store", str(store),
            "--json", str(out), *args]
@@ -182,10 +184,14 @@ for line in sys.stdin:
 class BareLoop:
     """The anchor process for one (model file, runtime kind, backend): one timed loop per `time()` call."""
 
-    def __init__(self, kind: str, model: Path, payload: Path, backend: dict[str, Any], inputs: list[str]) -> None:
+    def __init__(self, kind: str, model: Path, payload: Path, backend: dict[str, Any], inputs: list[str],
+                 cores: tuple[int, ...] | None = None) -> None:
         self.inputs = inputs
+        # Pinned (partitioned timing's anchor): to the same number of cores as the validator's probe had.
+        pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
         self._proc = subprocess.Popen([sys.executable, "-c", _BARE, kind, str(model), str(payload), json.dumps(backend)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+                                      preexec_fn=pin)
 
     def time(self, n: int, warmup: int, threads: int | None = None) -> dict[str, Any]:
         assert self._proc.stdin is not None and self._proc.stdout is not None
@@ -206,12 +212,13 @@ class BareLoop:
             self._proc.wait()
 
 
-def bare_loop(package: Path, kind: str, cell_backend: dict[str, Any]) -> BareLoop:
-    """A bare loop over `package`'s artifact for runtime `kind` (onnx for onnxruntime, pt2 for torch)."""
+def bare_loop(package: Path, kind: str, cell_backend: dict[str, Any], cores: tuple[int, ...] | None = None) -> BareLoop:
+    """A bare loop over `package`'s artifact for runtime `kind` (onnx for onnxruntime, pt2 for torch), pinned to
+    `cores` when given."""
     from modelcompat.model.package import load_package
 
     pkg = load_package(package)
     fmt = "pt2" if kind == "torch" else "onnx"
     model = pkg.resolve(pkg.artifact(fmt).path)
     inputs = [spec.name for spec in pkg.manifest.contract.inputs]
-    return BareLoop(kind, model, pkg.resolve(pkg.manifest.payload), cell_backend, inputs)
+    return BareLoop(kind, model, pkg.resolve(pkg.manifest.payload), cell_backend, inputs, cores)

@@ -59,3 +59,19 @@ def test_a_benchmarks_table_is_rendered_after_its_figures(bench) -> None:
     figures_at, table_at = text.index("| f |"), text.index("Model cost:")
     assert figures_at < table_at
     assert "| model | wall (s) | share |" in text and "| ResNet-18 | 31.2 | 12 % |" in text
+
+
+def test_a_pinned_bare_loop_runs_on_the_cores_it_is_given(bench, demo_package) -> None:
+    """Partitioned timing's anchor: the bare loop is pinned like the validator's probe, and really runs."""
+    import os
+
+    cpu = max(os.sched_getaffinity(0))
+    loop = bench("real_models").bare_loop(Path(demo_package.root), "onnxruntime",
+                                          {"provider": "CPUExecutionProvider"}, cores=(cpu,))
+    try:
+        got = loop.time(5, 1, threads=1)
+        status = Path(f"/proc/{loop._proc.pid}/status").read_text()
+    finally:
+        loop.close()
+    assert len(got["times"]) == 5 and got["threads"] == 1
+    assert f"Cpus_allowed_list:\t{cpu}\n" in status
