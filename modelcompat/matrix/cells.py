@@ -14,8 +14,9 @@ from modelcompat.matrix.families import FAMILIES, KINDS, family, modes
 # there, not an edit here.
 RuntimeKind = Literal[KINDS]  # type: ignore[valid-type]
 BackendMode = Literal[modes()]  # type: ignore[valid-type]
-# `openvino`: an OpenVINO IR (model.xml, its weights model.bin as the artifact's data file).
-ArtifactFormat = Literal["onnx", "torchscript", "pt2", "openvino"]
+# `openvino`: an OpenVINO IR (model.xml, its weights model.bin as the artifact's data file); `executorch`: an
+# ExecuTorch program (.pte).
+ArtifactFormat = Literal["onnx", "torchscript", "pt2", "openvino", "executorch"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
 
@@ -151,7 +152,9 @@ class BackendSpec(_Strict):
         None,
         description="torch execution mode: `eager` runs the .pt2 program's module, `torchscript` a "
         "TorchScript archive, `export` the .pt2 program decomposed to core ATen (torch only). OpenVINO: `onnx` "
-        "reads the ONNX artifact with its ONNX frontend, `ir` the package's OpenVINO IR (openvino only).",
+        "reads the ONNX artifact with its ONNX frontend, `ir` the package's OpenVINO IR (openvino only). ExecuTorch: "
+        "`xnnpack`/`portable` lower the .pt2 in the cell (XNNPACK delegate, or portable kernels only), `pte` runs "
+        "the package's .pte program (executorch only).",
         validate_default=True,  # so a torch or openvino backend that omits it is refused
     )
     precision: Precision = Field("fp32", description="Numeric precision the backend runs at.")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from modelcompat.matrix import families
 from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
 from modelcompat.matrix.families import FAMILIES, KINDS, family
+from modelcompat.matrix.families import executorch as et_family
 from modelcompat.matrix.families import onnxruntime as ort_family
 from modelcompat.matrix.families import openvino as ov_family
 from modelcompat.matrix.families import torch as torch_family
@@ -19,12 +20,13 @@ from modelcompat.probe.process import AGENT_PACKAGE
 
 
 def test_the_kinds_are_the_family_modules_in_declared_order() -> None:
-    assert KINDS == ("onnxruntime", "torch", "openvino")
-    assert [FAMILIES[k] for k in KINDS] == [ort_family.FAMILY, torch_family.FAMILY, ov_family.FAMILY]
+    assert KINDS == ("onnxruntime", "torch", "openvino", "executorch")
+    assert [FAMILIES[k] for k in KINDS] == [ort_family.FAMILY, torch_family.FAMILY, ov_family.FAMILY,
+                                            et_family.FAMILY]
     assert all(isinstance(f, RuntimeFamily) and f.distributions and f.key_packages for f in FAMILIES.values())
     modules = {p.stem for p in Path(families.__file__).parent.glob("*.py")} - {"__init__", "base"}
     assert modules == set(KINDS), "a family module not registered in families/__init__.py (or the reverse)"
-    with pytest.raises(KeyError, match="known: onnxruntime, torch, openvino"):
+    with pytest.raises(KeyError, match="known: onnxruntime, torch, openvino, executorch"):
         family("tensorrt")
 
 
@@ -55,6 +57,9 @@ def test_every_family_has_its_probe_agent_module_with_the_same_kind(kind: str) -
     ({"runtime": "openvino", "mode": "onnx"}, "onnx"),
     ({"runtime": "openvino", "mode": "ir", "precision": "bf16"}, "openvino"),
     ({"runtime": "openvino", "mode": "onnx", "provider_options": {"PERFORMANCE_HINT": "LATENCY"}}, "onnx"),
+    ({"runtime": "executorch", "mode": "xnnpack"}, "pt2"),
+    ({"runtime": "executorch", "mode": "portable"}, "pt2"),
+    ({"runtime": "executorch", "mode": "pte"}, "executorch"),
 ])
 def test_each_family_says_which_artifact_a_backend_reads(backend: dict, fmt: str) -> None:
     assert BackendSpec(id="b", **backend).consumes() == fmt

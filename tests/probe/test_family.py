@@ -31,9 +31,9 @@ def test_families_are_found_by_module_name_and_ops_route_to_the_named_family(tmp
         "        errors[name] = '%s: %s' % (type(exc).__name__, exc)\n"
         "print(json.dumps({'kinds': family.kinds(), 'ops': sorted(ops), 'errors': errors,\n"
         "                  'loaded': sorted(m for m in sys.modules\n"
-        "                                   if m.split('.')[0] in ('onnxruntime', 'torch', 'openvino'))}))\n",
+        "                                   if m.split('.')[0] in ('onnxruntime', 'torch', 'openvino', 'executorch'))}))\n",
         tmp_path)
-    assert out["kinds"] == ["onnxruntime", "torch", "openvino"]
+    assert out["kinds"] == ["onnxruntime", "torch", "openvino", "executorch"]
     assert {"describe", "load", "run", "bench", "kernel_check", "node_kernels", "placement",
             "try_load_many"} <= set(out["ops"])
     assert out["errors"]["node_kernels"] == ("ProbeUsageError: openvino has no 'node_kernels' request "

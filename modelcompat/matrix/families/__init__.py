@@ -1,4 +1,5 @@
-"""Runtime families on the host, one module per inference library (`onnxruntime`, `torch`, `openvino`).
+"""Runtime families on the host, one module per inference library (`onnxruntime`, `torch`, `openvino`,
+`executorch`).
 
 Each module defines `FAMILY`, a `base.RuntimeFamily`: the backend keys the family takes, the artifact format
 each backend reads, the devices it drives, the distributions that make its version. The matrix models
@@ -8,13 +9,15 @@ here, one in the probe agent (`family_<kind>.py`), and its line below (docs/runt
 """
 from __future__ import annotations
 
+from modelcompat.matrix.families import executorch as _executorch
 from modelcompat.matrix.families import onnxruntime as _onnxruntime
 from modelcompat.matrix.families import openvino as _openvino
 from modelcompat.matrix.families import torch as _torch
 from modelcompat.matrix.families.base import RuntimeFamily
 
 # Declared order: the order of kinds in the JSON schema and in messages.
-FAMILIES: dict[str, RuntimeFamily] = {f.kind: f for f in (_onnxruntime.FAMILY, _torch.FAMILY, _openvino.FAMILY)}
+FAMILIES: dict[str, RuntimeFamily] = {f.kind: f for f in (_onnxruntime.FAMILY, _torch.FAMILY, _openvino.FAMILY,
+                                                   _executorch.FAMILY)}
 KINDS: tuple[str, ...] = tuple(FAMILIES)
 
 
