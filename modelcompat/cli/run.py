@@ -95,7 +95,20 @@ def run_and_print(*, verbose: bool, **flow_args: Any) -> RunSummary:
     from modelcompat.render.terminal import print_summary
 
     print_summary(console, summary)
+    _print_declared_provenance(flow_args["model"])
     return summary
+
+
+def _print_declared_provenance(model: Path) -> None:
+    """The package's provenance after the matrix when its manifest declares one (with what each artifact says of
+    itself); a package without a declaration prints as before (`modelcompat report` shows its artifacts' facts)."""
+    from modelcompat.model.package import load_package
+    from modelcompat.model.provenance import package_provenance
+    from modelcompat.render.provenance import print_provenance
+
+    package = load_package(model)
+    if package.manifest.provenance is not None and not package.manifest.provenance.is_empty():
+        print_provenance(console, package_provenance(package))
 
 
 def _run_flow(*, matrix_path: Path, model: Path, validators: list[str] | None, cells: str | None, store: str | None,
