@@ -30,9 +30,27 @@ _UNCONVERTED = re.compile(r"No conversion rule found for operations: ([^\n]+)")
 ZIPMAP_FIX = ("re-export without the ZipMap: skl2onnx.to_onnx(model, X, options={id(model): {\"zipmap\": False}}) "
               "gives the probabilities as a float tensor")
 
+# ExecuTorch logs each operator it has no kernel for; the probe adds them to the error ("missing operators: a, b").
+_ET_MISSING = re.compile(r"missing operators: ([^;\n]+)")
+
 # The runtime's own error text is the most precise diagnosis there is: classify it, keep it verbatim.
-# OpenVINO's frontend errors come first: their text can hold words the onnxruntime patterns below look for.
+# ExecuTorch's and OpenVINO's errors come first: their text can hold words the onnxruntime patterns below look for.
 _CLASSIFIERS: list[tuple[str, str, str]] = [
+    # ExecuTorch (the probe names the runtime's error code): a kernel the runtime was not built with.
+    (r"OperatorMissing|Missing operator", "missing_operator",
+     "the ExecuTorch runtime has no kernel for an operator of this program: build the runtime with a kernel library "
+     "that registers it (a custom op's out variant, or a selective build including it), lower it into a delegate "
+     "(XNNPACK), or replace the op at export"),
+    (r"DelegateInvalidCompatibility|DelegateInvalidHandle|DelegateMemoryAllocationFailed", "delegate_incompatible",
+     "the program was lowered for a delegate this runtime cannot run (another backend, or another executorch "
+     "release's format): lower the model again with this runtime's executorch, or register that backend"),
+    (r"ExecuTorch load_program failed|InvalidProgram", "invalid_program",
+     "the file is not a program this ExecuTorch runtime can read (corrupt, or written by another executorch "
+     "release): export and lower it again with the runtime's executorch version"),
+    # Lowering a .pt2 in the cell: ops outside the Edge dialect (no core ATen decomposition).
+    (r"is not an Aten Canonical|SpecViolationError|not in Core ATen", "lowering_failed",
+     "torch.export produced ops ExecuTorch cannot lower: export with core ATen decompositions "
+     "(ExportedProgram.run_decompositions()), or replace the ops the message names"),
     # OpenVINO's ONNX frontend takes tensors only: "Unsupported value_info type: output_probability".
     (r"Unsupported value_info type", "unsupported_value_type",
      "the runtime takes tensor inputs/outputs only, and this model has a sequence or map (e.g. skl2onnx's "
@@ -64,6 +82,27 @@ _CLASSIFIERS: list[tuple[str, str, str]] = [
 ]
 
 
+def lowering_metrics(lowering: dict) -> dict[str, float]:
+    """An ExecuTorch lowering's record as metrics: its time, partitions, delegated and portable op counts."""
+    return {name: float(lowering[name]) for name in ("lowering_time_ms", "delegate_partitions", "delegated_ops",
+                                                     "portable_ops", "program_bytes") if lowering.get(name) is not None}
+
+
+def lowering_finding(ctx: ValidationContext, lowering: dict) -> Finding:
+    """What the cell lowered, with what, into what: the evidence of a lowering, as an info finding."""
+    portable = lowering.get("portable_op_names") or []
+    delegates = ", ".join(lowering.get("delegates") or []) or "no delegate"
+    reused = " (reused: lowered earlier with the same .pt2, executorch and backend)" if lowering.get("cached") else ""
+    return Finding(
+        code="loadability.lowered", severity=Severity.INFO, step="lower",
+        message=(f"{ctx.artifact.path} lowered with executorch {lowering.get('executorch_version')} for "
+                 f"{lowering.get('backend')} in {float(lowering.get('lowering_time_ms') or 0) / 1000:.1f} s{reused}: "
+                 f"{lowering.get('delegated_ops')} ops in {lowering.get('delegate_partitions')} partition(s) of "
+                 f"{delegates}, {lowering.get('portable_ops')} on portable kernels"
+                 + (f" ({', '.join(portable[:12])}{', …' if len(portable) > 12 else ''})" if portable else "")),
+        observed=f"delegated_ops={lowering.get('delegated_ops')}; portable_ops={lowering.get('portable_ops')}")
+
+
 def classify_load_error(text: str) -> tuple[str, str]:
     """(finding code suffix, remediation) for a runtime's load error message."""
     for pattern, code, remediation in _CLASSIFIERS:
@@ -75,7 +114,8 @@ def classify_load_error(text: str) -> tuple[str, str]:
 class Loadability(Validator):
     name = "loadability"
     version = "1"
-    description = "The artifact loads in the cell's runtime and backend (execution provider / torch mode)."
+    description = ("The artifact loads in the cell's runtime and backend (execution provider / torch mode); an "
+                   "ExecuTorch cell lowering a .pt2 reports the lowering.")
     inputs = ("artifact", "runtime", "hardware", "backend")
     needs_model = False  # it is the load: its failure is the root cause the others are blocked by
 
@@ -102,11 +142,19 @@ class Loadability(Validator):
                 remediation=f"install a runtime build that ships {requested} (e.g. onnxruntime-gpu for CUDA) "
                             "on a worker with that hardware",
             ))
-        return Outcome(metrics={"load_time_ms": float(loaded["load_time_ms"])}, findings=findings,
-                       runtime_version=loaded.get("runtime_version"))
+        metrics = {"load_time_ms": float(loaded["load_time_ms"])}
+        lowering = loaded.get("lowering")
+        if lowering:  # ExecuTorch lowered the .pt2 in this cell: part of what was checked
+            metrics.update(lowering_metrics(lowering))
+            findings.append(lowering_finding(ctx, lowering))
+        return Outcome(metrics=metrics, findings=findings, runtime_version=loaded.get("runtime_version"))
 
     @staticmethod
     def _precise_remediation(ctx: ValidationContext, code: str, text: str) -> str | None:
+        if code == "missing_operator" and (match := _ET_MISSING.search(text)):
+            return (f"{ctx.cell.runtime.id}'s ExecuTorch runtime has no kernel for {match.group(1).strip()}: build the "
+                    "runtime with a kernel library registering it (EXECUTORCH_LIBRARY for a custom op's out variant, "
+                    "or a selective build including it), lower it into a delegate, or replace it at export")
         """For an ONNX model refused by onnxruntime: the release that supports it (the table), or the op's fix;
         for OpenVINO's frontend: the operations it could not convert, by name."""
         if code == "unsupported_op" and (match := _UNCONVERTED.search(text)):

@@ -50,6 +50,7 @@ from modelcompat.model.payloads import (
 
 ARTIFACT_NAMES: dict[ArtifactFormat, str] = {
     "onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2", "openvino": "model.xml",
+    "executorch": "model.pte",
 }
 # An OpenVINO IR's weights: found by OpenVINO beside the .xml under the same stem, so packaged as model.bin.
 IR_WEIGHTS_NAME = "model.bin"
@@ -129,6 +130,12 @@ def build_package(
                          file=formats["openvino"], field="reference",
                          fix="package the ONNX model the IR was converted from beside it (its outputs are the "
                              "reference), or pass --reference OUTPUTS.npz")
+    if set(formats) <= {"executorch", "openvino"} and "executorch" in formats and reference is None:
+        raise InputError("an ExecuTorch program (.pte) alone cannot get reference outputs here (the host runs no "
+                         "ExecuTorch, and a .pte names no inputs or outputs)", file=formats["executorch"],
+                         field="reference",
+                         fix="package the .pt2 (or ONNX) the program was lowered from beside it (its outputs are the "
+                             "reference and its signature the contract), or pass --reference OUTPUTS.npz")
 
     data_files = _external_data(formats)
     contract, contract_source = _static_contract(formats)

@@ -17,7 +17,10 @@ from modelcompat.model.openvino_ir import check_ir, ir_io, looks_like_ir
 from modelcompat.model.package import Contract, Dim, TensorSpec
 from modelcompat.model.types import MapType, OptionalType, SeqType, TensorType, ValueType
 
-FORMATS: tuple[ArtifactFormat, ...] = ("onnx", "torchscript", "pt2", "openvino")
+FORMATS: tuple[ArtifactFormat, ...] = ("onnx", "torchscript", "pt2", "openvino", "executorch")
+# An ExecuTorch program is a flatbuffer whose file identifier, "ET" and a two-digit schema version, sits at bytes
+# 4-8 (after the root table offset): `ET12` today.
+_PTE_IDENTIFIER = re.compile(rb"ET[0-9]{2}")
 
 _EXPORT_FIX = (
     "export the model as ONNX (torch.onnx.export), TorchScript (torch.jit.trace/script + .save) "
@@ -57,6 +60,8 @@ def detect_format(path: str | Path) -> ArtifactFormat:
     if head.startswith(b"PK"):
         raise ArtifactError("is a zip archive without a readable first entry (corrupt?)", file=path,
                             fix="re-export or re-download the model file")
+    if looks_like_pte(head):  # an ExecuTorch program: detected, never executed
+        return "executorch"
     if looks_like_ir(head):  # OpenVINO IR: the .xml, its weights in the .bin beside it
         check_ir(path)
         return "openvino"
@@ -64,10 +69,17 @@ def detect_format(path: str | Path) -> ArtifactFormat:
     return "onnx"
 
 
+def looks_like_pte(head: bytes) -> bool:
+    """An ExecuTorch .pte: the flatbuffer identifier `ETnn` at offset 4, after a root offset that points inside."""
+    return (len(head) >= 16 and _PTE_IDENTIFIER.fullmatch(head[4:8]) is not None
+            and 8 <= int.from_bytes(head[:4], "little") < (1 << 31))
+
+
 def read_contract(path: str | Path, fmt: ArtifactFormat) -> Contract | None:
     """The I/O contract stored in the artifact: ONNX graph inputs/outputs, the pt2 program's signature.
 
-    TorchScript archives have no static contract (their signature lives in code): returns None.
+    TorchScript archives and ExecuTorch programs have no static contract (their signature lives in code; a .pte
+    names no tensors): returns None.
 
     Raises:
         ArtifactError: the file is not a readable `fmt` file, or its I/O have types the grammar lacks.
@@ -77,7 +89,7 @@ def read_contract(path: str | Path, fmt: ArtifactFormat) -> Contract | None:
         return _onnx_contract(path)
     if fmt == "pt2":
         return _pt2_contract(path)
-    if fmt == "torchscript":
+    if fmt in ("torchscript", "executorch"):  # the signature lives in code / an unnamed flatbuffer plan
         return None
     if fmt == "openvino":
         inputs, outputs = ir_io(path)

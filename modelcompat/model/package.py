@@ -56,8 +56,9 @@ class DataFile(_Strict):
 class Artifact(_Strict):
     """One serialized form of the model, with the external-data files it reads (ONNX only)."""
 
-    format: ArtifactFormat = Field(description="`onnx`, `torchscript` (.pt), `pt2` (torch.export) or `openvino` "
-                                   "(OpenVINO IR .xml; its .bin is a data file).")
+    format: ArtifactFormat = Field(description="`onnx`, `torchscript` (.pt), `pt2` (torch.export), `openvino` "
+                                   "(OpenVINO IR .xml; its .bin is a data file) or `executorch` (an ExecuTorch .pte "
+                                   "program).")
     path: str = Field(description="Path relative to the package folder.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex sha256 of the file's bytes.")
     data_files: list[DataFile] | None = Field(
@@ -174,6 +175,11 @@ class Tolerances(Tolerance):
 class Budgets(_Strict):
     p95_latency_ms: float | None = Field(None, gt=0)
     peak_memory_mb: float | None = Field(None, gt=0)
+    # Edge budgets (ExecuTorch cells, checked by `edge_footprint`): what a device's flash and RAM must hold.
+    max_program_bytes: int | None = Field(None, gt=0, description="Largest ExecuTorch program (.pte, as the cell "
+                                          "runs it: lowered there, or the package's) in bytes.")
+    max_rss_mb: float | None = Field(None, gt=0, description="Most resident memory, in MiB, that loading and "
+                                     "running the program once adds to a fresh ExecuTorch runtime process.")
 
 
 class Manifest(_Strict):

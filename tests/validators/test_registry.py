@@ -11,7 +11,7 @@ from support.pkgvariants import HOST_ORT, TORCHSCRIPT
 
 EXPECTED = {"integrity", "loadability", "io_contract", "numerical_parity", "opset_support", "operator_coverage",
             "unsafe_serialization", "determinism", "latency", "environment_parity", "data_contract",
-            "hardware_support"}
+            "hardware_support", "edge_footprint"}
 
 
 def test_discovers_the_installed_validators() -> None:

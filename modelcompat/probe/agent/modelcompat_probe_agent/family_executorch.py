@@ -295,7 +295,7 @@ def op_footprint(args: Dict[str, Any]) -> Dict[str, Any]:
     if STATE.kind != "executorch" or not pte:
         raise ProbeUsageError("no ExecuTorch program is loaded in this probe (send `load` first)")
     done = subprocess.run([sys.executable, "-c", _FOOTPRINT, pte, args["inputs"], json.dumps(STATE.input_names)],
-                          capture_output=True, text=True, timeout=float(args.get("timeout_s") or 600))
+                          capture_output=True, text=True, timeout=float(args.get("run_timeout_s") or 600))
     sys.stderr.write(done.stderr[-4000:])
     if done.returncode != 0:
         raise explain(RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
