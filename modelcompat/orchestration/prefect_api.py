@@ -174,9 +174,11 @@ def prefect_api(home: str | None = None, server: OwnServer | None = None) -> Ite
     server = server or launch_own_server(home)
     assert server is not None
     try:
+        # Prefect's import (seconds) while the server boots, not after: neither needs the other.
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
         server.wait()
         os.environ["PREFECT_API_URL"] = server.api_url  # inherited by Dask worker processes spawned later
-        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url}
         if not any(os.environ.get(k) for k in _HEARTBEAT_VARIABLES):
