@@ -68,6 +68,17 @@ def resolve_ttl_s() -> float:
         return DEFAULT_RESOLVE_TTL_S
 
 
+FIND_LINKS_ENV = "MODELCOMPAT_FIND_LINKS"
+
+
+def find_links() -> list[str]:
+    """Local wheel folders runtime venvs are built from beside the index: `MODELCOMPAT_FIND_LINKS`, else pip's own
+    `PIP_FIND_LINKS` (whitespace-separated). A machine that keeps wheels on disk (a CPU build of torch, say) then
+    gives uv the same wheels it gives pip, instead of uv downloading a several-GB CUDA build from the index."""
+    raw = os.environ.get(FIND_LINKS_ENV) or os.environ.get("PIP_FIND_LINKS") or ""
+    return raw.replace(",", " ").split()
+
+
 PROBE_ZYGOTE_ENV = "MODELCOMPAT_PROBE_ZYGOTE"
 
 

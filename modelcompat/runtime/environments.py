@@ -101,8 +101,19 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _uv_environment() -> dict[str, str]:
+    """uv's environment: this one, plus the machine's local wheel folders (settings.find_links) unless uv's own
+    UV_FIND_LINKS is set."""
+    env = dict(os.environ)
+    # pip skips a folder that does not exist (with a warning); uv stops on it, so only real ones are passed on.
+    links = [link for link in settings.find_links() if "://" in link or Path(link).is_dir()]
+    if links and not env.get("UV_FIND_LINKS"):
+        env["UV_FIND_LINKS"] = ",".join(links)
+    return env
+
+
 def _uv_run(args: list[str], runtime: RuntimeSpec, step: str, stdin: str | None = None) -> str:
-    proc = subprocess.run([_uv(), *args], capture_output=True, text=True, input=stdin)
+    proc = subprocess.run([_uv(), *args], capture_output=True, text=True, input=stdin, env=_uv_environment())
     if proc.returncode != 0:
         reqs = shlex.join(runtime.requirements) or "(none)"  # quoted: `numpy<2` is a shell redirect
         err = EnvironmentBuildError(
