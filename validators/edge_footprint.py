@@ -34,7 +34,7 @@ class EdgeFootprint(Validator):
 
     def applies_to(self, cell: Cell, package: ModelPackage) -> str | None:
         if cell.runtime.kind != "executorch":
-            return f"edge budgets are checked on ExecuTorch cells; {cell.id} is a {cell.runtime.kind} cell"
+            return f"edge budgets are checked on ExecuTorch cells; runtime {cell.runtime.id} is {cell.runtime.kind}"
         return super().applies_to(cell, package)
 
     def validate(self, ctx: ValidationContext, params: EdgeFootprintParams) -> Outcome:

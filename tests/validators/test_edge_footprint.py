@@ -45,7 +45,7 @@ def test_within_the_edge_budgets_it_passes(demo_package, tmp_path: Path) -> None
 
 def test_other_families_cells_skip_it(demo_package) -> None:
     reason = EdgeFootprint().applies_to(HOST_ORT, demo_package)
-    assert reason == "edge budgets are checked on ExecuTorch cells; host-ort/cpu/ort-cpu is a onnxruntime cell"
+    assert reason == "edge budgets are checked on ExecuTorch cells; runtime host-ort is onnxruntime"
 
 
 @pytest.mark.parametrize("budgets", [{"max_program_bytes": 0}, {"max_rss_mb": -1}, {"max_program_bytes": "big"}])
