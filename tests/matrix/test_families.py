@@ -113,3 +113,16 @@ def test_the_nightly_matrix_has_openvino_and_onnxruntime_openvino_cells() -> Non
     why = unavailable_reason(cells["ov-2026.4/npu/ov-onnx"], {"tcp://w": {}})
     assert why is not None and "NPU=1" in why
     assert unavailable_reason(cells["ov-2026.4/cpu/ov-onnx"], {"tcp://w": {}}) is None
+
+
+def test_the_nightly_matrix_has_executorch_cells_on_cpu() -> None:
+    from modelcompat.matrix.spec import load_matrix
+    from modelcompat.settings import REPO_ROOT
+    from support.executorch_cells import EXECUTORCH_REQUIREMENTS
+
+    cells = {c.id: c for c in load_matrix(REPO_ROOT / "matrices" / "nightly.yaml").cells}
+    et = sorted(i for i in cells if i.startswith("et-1.5/"))
+    assert et == ["et-1.5/cpu/et-portable", "et-1.5/cpu/et-pte", "et-1.5/cpu/et-xnnpack"]
+    # The pins the tests' venv uses: one venv in the env cache for both.
+    assert cells["et-1.5/cpu/et-xnnpack"].runtime.requirements == EXECUTORCH_REQUIREMENTS
+    assert [cells[i].backend.consumes() for i in et] == ["pt2", "executorch", "pt2"]
