@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelcompat.errors import ArtifactError
+from modelcompat.scanning.onnx_data import location_problem  # one rule: the scanner's (also named from here)
 
 _SAVE_FIX = ("save the weights next to the model: onnx.save_model(model, 'model.onnx', save_as_external_data=True, "
              "location='model.onnx.data'), then package that model.onnx")
@@ -67,26 +68,6 @@ def read_refs(model_path: Path) -> list[DataRef]:
     import onnx
 
     return external_refs(onnx.load_model(str(model_path), load_external_data=False))
-
-
-def location_problem(location: str, model_dir: Path) -> str | None:
-    """Why `location` may not be taken from `model_dir` (absolute, escaping, through a symlink), or None."""
-    if not location:
-        return "names no location"
-    if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() or location.startswith("\\"):
-        return "is an absolute path"
-    parts = PurePosixPath(location.replace("\\", "/")).parts
-    if ".." in parts:
-        return "climbs out of the model's folder ('..')"
-    # Any symlink on the way, even one pointing inside, could be re-pointed after the hashes are taken.
-    current = model_dir
-    for part in parts:
-        current = current / part
-        if current.is_symlink():
-            return f"goes through a symlink ({current} -> {current.readlink()})"
-    if not current.resolve().is_relative_to(model_dir.resolve()):
-        return "resolves outside the model's folder"
-    return None
 
 
 def normalised(location: str) -> str:

@@ -29,7 +29,11 @@ def _tensors(graph: Any) -> Iterator[Any]:
                 yield from _tensors(g)
 
 
-def _escape(location: str, folder: Path) -> str | None:
+def location_problem(location: str, model_dir: Path) -> str | None:
+    """Why `location` may not be taken from `model_dir` (absolute, escaping, through a symlink), or None.
+
+    The one rule for external-data locations: the scanner and the package (modelcompat.model.external_data) use it.
+    """
     if not location:
         return "names no location"
     if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() or location.startswith("\\"):
@@ -37,12 +41,13 @@ def _escape(location: str, folder: Path) -> str | None:
     parts = PurePosixPath(location.replace("\\", "/")).parts
     if ".." in parts:
         return "climbs out of the model's folder ('..')"
-    current = folder
+    # Any symlink on the way, even one pointing inside, could be re-pointed after the hashes are taken.
+    current = model_dir
     for part in parts:
         current = current / part
         if current.is_symlink():
-            return f"goes through a symlink ({current.name} -> {current.readlink()})"
-    if not current.resolve().is_relative_to(folder.resolve()):
+            return f"goes through a symlink ({current} -> {current.readlink()})"
+    if not current.resolve().is_relative_to(model_dir.resolve()):
         return "resolves outside the model's folder"
     return None
 
@@ -69,7 +74,7 @@ def check(path: Path) -> list[tuple[str, str, str, bool]]:
             continue
         entries = {e.key: e.value for e in tensor.external_data}
         location = entries.get("location", "")
-        problem = _escape(location, folder)
+        problem = location_problem(location, folder)
         if problem is not None:
             found.append((tensor.name, location, f"reads its data from {location!r}, which {problem}", True))
             continue
