@@ -11,9 +11,6 @@ Standalone: `.venv/bin/python -m benchmarks --only scanners`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import REPO_ROOT, Context, Figure, NotAvailable, result
-from benchmarks.polygraphy_env import _base_python, cache_dir
+from benchmarks.tool_venv import tool_executable
 
 NAME = "scanners"
 TITLE = "Model scanners: detection and false positives on the bypass corpus"
@@ -57,29 +54,7 @@ def tool_bin(tool: Tool) -> Path:
     """The tool's executable: this venv's for modelcompat; else a cached venv built with uv on first use."""
     if not tool.requirements:
         return Path(sys.executable).parent / tool.argv[0]
-    digest = hashlib.sha256(json.dumps([sys.version_info[:2], tool.requirements]).encode()).hexdigest()[:16]
-    root = cache_dir() / f"{tool.name}-{digest}"
-    exe = root / "bin" / tool.argv[0]
-    if (root / "bench-env.json").is_file() and exe.exists():
-        return exe
-    try:
-        import uv
-
-        uv_bin = uv.find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        raise NotAvailable("uv is not installed in this venv (it comes with modelcompat: `make setup`)") from None
-    if root.exists():
-        shutil.rmtree(root)
-    for args in (["venv", "--python", _base_python(), str(root)],
-                 ["pip", "install", "--python", str(root / "bin" / "python"), *tool.requirements]):
-        done = subprocess.run([uv_bin, *args], capture_output=True, text=True, timeout=1200, check=False)
-        if done.returncode != 0:
-            raise NotAvailable(f"could not build the {tool.name} venv (uv {' '.join(args[:2])}): "
-                               f"{' '.join(done.stderr.strip().splitlines()[-1:])}")
-    tmp = root / "bench-env.json.tmp"
-    tmp.write_text(json.dumps({"requirements": tool.requirements}))
-    tmp.rename(root / "bench-env.json")
-    return exe
+    return tool_executable(tool.name, tool.requirements, tool.argv[0])
 
 
 def verdict(tool: Tool, exe: Path, path: Path, sandbox: Path) -> str:
