@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def package(
-    model_files: Annotated[list[Path], typer.Argument(help="Model file(s): ONNX, TorchScript (.pt), torch.export (.pt2) and/or OpenVINO IR (.xml, its .bin beside it) of one model.")],
+    model_files: Annotated[list[Path], typer.Argument(help="Model file(s): ONNX, TorchScript (.pt), torch.export (.pt2), OpenVINO IR (.xml, its .bin beside it) and/or an ExecuTorch program (.pte) of one model.")],
     payload: Annotated[list[Path], typer.Option(help="Representative inputs (.npz keyed by input name; sequences/maps as in docs/contract.md). Repeat it for more sizes, e.g. batch 8 and batch 1: each is checked.")],
     name: Annotated[str, typer.Option(help="Model name.")],
     version: Annotated[str, typer.Option(help="Model version.")],
