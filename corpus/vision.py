@@ -58,6 +58,19 @@ def resnet18_torch(out: Path, deps: dict[str, Path]) -> dict:
             "outputs_meaning": {"output": "logits"}}
 
 
+@recipe("mobilenet_v3_small_pt2", "torchvision mobilenet_v3_small as a torch.export .pt2 (dynamic batch up to 64): "
+        "what an edge runtime (ExecuTorch) lowers")
+def mobilenet_v3_small_pt2(out: Path, deps: dict[str, Path]) -> dict:
+    model, x = _torchvision("mobilenet_v3_small"), _images()
+    # A bounded batch: ExecuTorch plans memory for a dynamic dim's upper bound.
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.export.save(torch.export.export(model, (x,), dynamic_shapes={"x": {0: batch}}), str(out / "model.pt2"))
+    save_payload(out, {"x": x.numpy()})
+    return {"exporter": {"tool": "torch.export.save(torch.export.export(...))",
+                         "options": {"dynamic_shapes": {"x": {"0": "batch<=64"}}}},
+            "saved_by": {"torch": torch.__version__}, "outputs_meaning": {"output": "logits"}}
+
+
 @recipe("vit_tiny", "timm vit_tiny_patch16_224 (pretrained=False), ONNX (dynamo, external data, dynamic batch)")
 def vit_tiny(out: Path, deps: dict[str, Path]) -> dict:
     import timm
