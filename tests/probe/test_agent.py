@@ -15,7 +15,7 @@ from modelcompat import settings
 from modelcompat.probe.process import AGENT_PACKAGE, PROBE_SCRIPT
 
 AGENT_FILES = sorted([PROBE_SCRIPT, *AGENT_PACKAGE.glob("*.py")])
-HEAVY = ("numpy", "onnxruntime", "torch", "openvino", "modelcompat")
+HEAVY = ("numpy", "onnxruntime", "torch", "openvino", "executorch", "modelcompat")
 
 
 def test_the_script_folder_puts_only_the_agent_on_the_cells_sys_path() -> None:
@@ -24,7 +24,8 @@ def test_the_script_folder_puts_only_the_agent_on_the_cells_sys_path() -> None:
     assert names == {"modelcompat_probe.py", "modelcompat_probe_agent"}
     assert {p.stem for p in AGENT_PACKAGE.glob("*.py")} == {
         "__init__", "protocol", "common", "environment", "family", "family_onnxruntime", "family_torch",
-        "family_openvino", "inference", "bench", "zygote", "faults", "precision", "cpu_load", "node_kernels"}
+        "family_openvino", "family_executorch", "inference", "bench", "zygote", "faults", "precision", "cpu_load",
+        "node_kernels"}
 
 
 @pytest.mark.parametrize("path", AGENT_FILES, ids=[p.name for p in AGENT_FILES])
