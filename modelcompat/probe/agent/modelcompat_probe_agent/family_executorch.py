@@ -143,11 +143,15 @@ def lower(pt2: str, mode: str) -> Tuple[str, Dict[str, Any]]:
     return base + ".pte", record
 
 
+_FD2 = threading.Lock()  # fd 2 is process-wide: bench's threads load their programs one capture at a time
+
+
 class _Stderr:
     """Capture fd 2 around a runtime call: ExecuTorch's C++ logs (the missing operators' names) go there, and its
     Python exception carries only an error number. The text is copied back to the probe log afterwards."""
 
     def __enter__(self) -> "_Stderr":
+        _FD2.acquire()
         sys.stderr.flush()
         self._file = tempfile.TemporaryFile()
         self._saved = os.dup(2)
@@ -161,6 +165,7 @@ class _Stderr:
         self._file.seek(0)
         self.text = self._file.read().decode("utf-8", "replace")
         self._file.close()
+        _FD2.release()
         sys.stderr.write(self.text)
         sys.stderr.flush()
 
