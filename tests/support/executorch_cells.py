@@ -1,8 +1,9 @@
 """ExecuTorch cells as the tests run them: a venv with the pinned executorch and the torch it was built against.
 
-The venv lives in the shared env cache (MODELCOMPAT_ENV_CACHE, keyed by spec): built once per machine (~25 s from
-uv's cache; a cold download of torch's wheels takes minutes), reused by every test session and by `make corpus`,
-whose nightly matrix pins the same requirements."""
+The venv lives in the shared env cache (MODELCOMPAT_ENV_CACHE, keyed by spec): built once per machine, reused by every
+test session and by `make corpus`, whose nightly matrix pins the same requirements. With the machine's wheel folder
+(PIP_FIND_LINKS=/opt/wheels here) torch==2.13.0 resolves to the local 2.13.0+cpu wheel: ~10 s and 1.2 GB; from PyPI
+alone it is the CUDA build (4.9 GB with its nvidia wheels, minutes to download cold). Both run these tests."""
 from __future__ import annotations
 
 from modelcompat.matrix.cells import BackendSpec, Cell, HardwareSpec, RuntimeSpec
