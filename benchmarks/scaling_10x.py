@@ -60,6 +60,11 @@ TORCH_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("-bf16", {"precision": "bf16"}),  # bf16 rather than fp16: CPU fp16 kernels are sparse (matrices/nightly.yaml)
 ]
 VARIANTS = {"onnxruntime": ORT_VARIANTS, "torch": TORCH_VARIANTS}
+NO_VARIANTS: list[tuple[str, dict[str, Any]]] = [("", {})]  # other families (openvino, executorch): repeats only
+
+
+def _variants(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    return VARIANTS.get(kind, NO_VARIANTS)
 
 
 def _split(factor: int, max_variants: int) -> tuple[int, int]:
@@ -90,7 +95,7 @@ def scaled_matrix(default_path: Path, factor: int) -> dict[str, Any]:
     runtimes: list[dict[str, Any]] = []
     taken_runtimes = {r.id for r in spec.runtimes}
     for runtime in spec.runtimes:
-        repeats, _ = _split(factor, len(VARIANTS[runtime.kind]))
+        repeats, _ = _split(factor, len(_variants(runtime.kind)))
         runtime_ids[runtime.id] = [runtime.id] + [_fresh_id(f"{runtime.id}-r{i}", taken_runtimes)
                                                   for i in range(2, repeats + 1)]
         # model_copy keeps kind/env/requirements/python exactly, hence the same spec_hash (the venv cache key).
@@ -100,10 +105,10 @@ def scaled_matrix(default_path: Path, factor: int) -> dict[str, Any]:
     backends: list[dict[str, Any]] = []
     taken = {b.id for b in spec.backends}
     for backend in spec.backends:
-        _, n = _split(factor, len(VARIANTS[backend.runtime]))
+        _, n = _split(factor, len(_variants(backend.runtime)))
         # Only variants that change the backend (an `ort-cpu-fp16` has no fp16 variant to add); should a matrix
         # already use them all, pad with same-settings copies so every cell still becomes `factor` cells.
-        chosen = [(suffix, fields) for suffix, fields in VARIANTS[backend.runtime]
+        chosen = [(suffix, fields) for suffix, fields in _variants(backend.runtime)
                   if not fields or any(getattr(backend, k) != v for k, v in fields.items())][:n]
         chosen += [(f"-copy{i}", {}) for i in range(2, 2 + n - len(chosen))]
         backend_ids[backend.id] = []
