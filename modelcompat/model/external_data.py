@@ -5,13 +5,13 @@ resolve it). Only the graph is parsed (`load_external_data=False`): the weights 
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelcompat.errors import ArtifactError
-from modelcompat.scanning.onnx_data import location_problem  # one rule: the scanner's (also named from here)
+# One rule for where external data may live and one walk over a graph's tensors: the scanner's (also named here).
+from modelcompat.scanning.onnx_data import location_problem, onnx_tensors
 
 _SAVE_FIX = ("save the weights next to the model: onnx.save_model(model, 'model.onnx', save_as_external_data=True, "
              "location='model.onnx.data'), then package that model.onnx")
@@ -24,23 +24,6 @@ class DataRef:
     location: str  # as written in the model
     tensors: list[str] = field(default_factory=list)  # names of the tensors stored in it
     end: int = 0  # bytes the tensors' declared offset+length reach (0: lengths not declared)
-
-
-def onnx_tensors(graph: Any) -> Iterator[Any]:
-    """Every TensorProto of a graph and its subgraphs (initializers, sparse initializers, attributes)."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from onnx_tensors(attr.g)
-            for g in attr.graphs:
-                yield from onnx_tensors(g)
 
 
 def external_refs(model: Any) -> list[DataRef]:

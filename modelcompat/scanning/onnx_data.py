@@ -13,7 +13,8 @@ class OnnxFormatError(Exception):
     """The file does not parse as an ONNX model."""
 
 
-def _tensors(graph: Any) -> Iterator[Any]:
+def onnx_tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of a graph and its subgraphs (initializers, sparse initializers, attributes)."""
     yield from graph.initializer
     for sparse in graph.sparse_initializer:
         yield sparse.values
@@ -24,9 +25,9 @@ def _tensors(graph: Any) -> Iterator[Any]:
                 yield attr.t
             yield from attr.tensors
             if attr.HasField("g"):
-                yield from _tensors(attr.g)
+                yield from onnx_tensors(attr.g)
             for g in attr.graphs:
-                yield from _tensors(g)
+                yield from onnx_tensors(g)
 
 
 def location_problem(location: str, model_dir: Path) -> str | None:
@@ -69,7 +70,7 @@ def check(path: Path) -> list[tuple[str, str, str, bool]]:
         raise OnnxFormatError("an ONNX protobuf without a graph")
     folder = path.parent
     found: list[tuple[str, str, str, bool]] = []
-    for tensor in _tensors(model.graph):
+    for tensor in onnx_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         entries = {e.key: e.value for e in tensor.external_data}
