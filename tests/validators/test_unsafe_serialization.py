@@ -4,7 +4,6 @@ and pt2 archives pass; a failing artifact blocks every validator that would load
 from __future__ import annotations
 
 import io
-import struct
 import subprocess
 import sys
 import zipfile
@@ -26,24 +25,13 @@ from modelcompat.validators.unsafe_serialization import (
     torch_bypass_finding,
 )
 from support.extdata import external_mlp
+from support.scan_corpus import binunicode, memo_str
 from support.pkgvariants import HOST_ORT, TORCH_EAGER, TORCHSCRIPT, rehash, variant
 
 ALL = ("integrity", "loadability", "io_contract", "numerical_parity", "unsafe_serialization")
 
 
 # ------------------------------------------------------------------------------ raw-opcode pickle corpus
-
-def _u(s: str) -> bytes:
-    """SHORT_BINUNICODE + MEMOIZE (protocol 4 style)."""
-    b = s.encode()
-    return b"\x8c" + bytes([len(b)]) + b + b"\x94"
-
-
-def _x(s: str) -> bytes:
-    """BINUNICODE (protocol 1+)."""
-    b = s.encode()
-    return b"X" + struct.pack("<I", len(b)) + b
-
 
 def corpus(marker: Path) -> dict[str, tuple[bytes, str]]:
     """name -> (pickle bytes, the global it smuggles in). Each would create `marker` if unpickled."""
@@ -52,15 +40,15 @@ def corpus(marker: Path) -> dict[str, tuple[bytes, str]]:
     return {
         "proto0 GLOBAL os.system": (b"cos\nsystem\n(V" + touch.encode() + b"\ntR.", "os.system"),
         "proto0 INST os.system": (b"(V" + touch.encode() + b"\nios\nsystem\n.", "os.system"),
-        "proto2 subprocess.Popen": (b"\x80\x02csubprocess\nPopen\n](" + _x("touch") + _x(str(marker))
+        "proto2 subprocess.Popen": (b"\x80\x02csubprocess\nPopen\n](" + binunicode("touch") + binunicode(str(marker))
                                     + b"e\x85R.", "subprocess.Popen"),
-        "proto4 STACK_GLOBAL builtins.eval": (b"\x80\x04" + _u("builtins") + _u("eval") + b"\x93" + _x(py)
+        "proto4 STACK_GLOBAL builtins.eval": (b"\x80\x04" + memo_str("builtins") + memo_str("eval") + b"\x93" + binunicode(py)
                                               + b"\x85R.", "builtins.eval"),
         # The names are memoized, popped, and fetched back from the memo right before STACK_GLOBAL.
-        "STACK_GLOBAL via memo builtins.exec": (b"\x80\x04" + _u("builtins") + _u("exec") + b"00"
-                                                + b"h\x00h\x01\x93" + _x(py) + b"\x85R.", "builtins.exec"),
-        "proto3 runpy._run_code": (b"\x80\x03crunpy\n_run_code\n" + _x(py) + b"}\x86R.", "runpy._run_code"),
-        "proto2 importlib.import_module": (b"\x80\x02cimportlib\nimport_module\n" + _x("os") + b"\x85R.",
+        "STACK_GLOBAL via memo builtins.exec": (b"\x80\x04" + memo_str("builtins") + memo_str("exec") + b"00"
+                                                + b"h\x00h\x01\x93" + binunicode(py) + b"\x85R.", "builtins.exec"),
+        "proto3 runpy._run_code": (b"\x80\x03crunpy\n_run_code\n" + binunicode(py) + b"}\x86R.", "runpy._run_code"),
+        "proto2 importlib.import_module": (b"\x80\x02cimportlib\nimport_module\n" + binunicode("os") + b"\x85R.",
                                            "importlib.import_module"),
         # torch's own nested-pickle helper: it calls torch.load on the bytes it is given.
         "torch.storage._load_from_bytes": (b"\x80\x02ctorch.storage\n_load_from_bytes\nC\x04\x80\x02N.\x85R.",
