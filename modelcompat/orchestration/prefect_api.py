@@ -32,7 +32,8 @@ from modelcompat.errors import ModelcompatError
 log = logging.getLogger(__name__)
 
 _HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
-_START_TIMEOUT_S = 120.0
+_START_TIMEOUT_S = 120.0  # unless the user sets Prefect's own setting for it (start_timeout_s)
+_START_TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 _PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind: another port is tried
 
 # The server's own settings, unless the user set them (environment or profile).
@@ -86,6 +87,17 @@ def own_server_environment() -> dict[str, str]:
     return env
 
 
+def start_timeout_s() -> float:
+    """How long a run waits for its own server: Prefect's setting for its temporary server when the user set it
+    (environment or profile; a busy machine may need more), else 120 s."""
+    value = os.environ.get(_START_TIMEOUT_SETTING) or _profile_settings().get(_START_TIMEOUT_SETTING)
+    try:
+        return float(value) if value not in (None, "") else _START_TIMEOUT_S
+    except (TypeError, ValueError):
+        raise PrefectServerError(f"{_START_TIMEOUT_SETTING}={value!r} is not a number of seconds; set it to e.g. "
+                                 "300, or unset it for the default 120") from None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +116,8 @@ class OwnServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def wait(self, timeout: float = _START_TIMEOUT_S) -> None:
+    def wait(self, timeout: float | None = None) -> None:
+        timeout = start_timeout_s() if timeout is None else timeout
         deadline = self.started + timeout
         while time.monotonic() < deadline:
             code = self.process.poll()
@@ -124,7 +137,8 @@ class OwnServer:
             time.sleep(0.1)
         self.stop()
         raise PrefectServerError(f"the run's Prefect server did not answer within {timeout:.0f} s; set "
-                                 "PREFECT_API_URL to a running Prefect server")
+                                 "PREFECT_API_URL to a running Prefect server, or give it longer on a busy machine "
+                                 f"({_START_TIMEOUT_SETTING}=300)")
 
     def stop(self) -> None:
         self.process.terminate()

@@ -128,3 +128,34 @@ def test_a_server_that_cannot_start_is_one_clear_error_not_a_hang(monkeypatch, t
     with pytest.raises(api.PrefectServerError, match="exited with code 1 while starting; run `prefect server start`"):
         server.wait(timeout=120)
     server.stop()
+
+
+def test_the_wait_for_the_own_server_follows_prefects_own_setting(monkeypatch, tmp_path) -> None:
+    """A busy machine may need longer than 120 s: Prefect's setting for its temporary server's start-up is honoured
+    from the environment or the active profile, and a value that is not a number is a clear error."""
+    from modelcompat.orchestration import prefect_api as api
+
+    setting = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    for var in ("PREFECT_PROFILE", "PREFECT_PROFILES_PATH", setting):
+        monkeypatch.delenv(var, raising=False)
+    assert api.start_timeout_s() == 120.0
+    (tmp_path / "profiles.toml").write_text(f'active = "mine"\n[profiles.mine]\n{setting} = 240\n')
+    assert api.start_timeout_s() == 240.0
+    monkeypatch.setenv(setting, "300")
+    assert api.start_timeout_s() == 300.0
+    monkeypatch.setenv(setting, "five minutes")
+    with pytest.raises(api.PrefectServerError, match=f"{setting}='five minutes' is not a number of seconds"):
+        api.start_timeout_s()
+
+
+def test_a_server_that_does_not_answer_in_time_names_the_setting(monkeypatch, tmp_path) -> None:
+    from modelcompat.orchestration import prefect_api as api
+
+    # A real process that never answers HTTP, standing where the server would: the wait gives up and says how
+    # to give the server longer.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    server = api.OwnServer(port=9, process=proc)
+    with pytest.raises(api.PrefectServerError, match="did not answer within 1 s.*STARTUP_TIMEOUT_SECONDS=300"):
+        server.wait(timeout=1)
+    assert proc.poll() is not None  # stopped, not left behind
