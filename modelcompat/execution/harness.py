@@ -8,6 +8,7 @@ the checks that need the model (`Validator.needs_model`) are `skipped`, blocked 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 import time
@@ -174,6 +175,17 @@ def _run_validator(validator: Validator, ctx: ValidationContext, params: Any, jo
                                    "re-run this check alone (`--validators " + name + "`); if it repeats, "
                                    "the runtime itself crashes on this artifact: report it upstream with the evidence")]
     except ProbeRequestError as exc:
+        if (missing := _missing_module(exc)) is not None:
+            # The cell's environment, not the artifact: a verdict on the model would be wrong.
+            status, metrics = Status.ERROR, {}
+            findings = [Finding(code=f"{name}.runtime_env_incomplete", severity=Severity.ERROR, step=exc.op,
+                                message=f"{ctx.cell.id}: {ctx.cell.runtime.id} has no module {missing!r}, which the probe "
+                                        f"needs for '{exc.op}': {exc.error_type}: {exc.message}"[:2000],
+                                remediation=f"add {missing.split('.')[0]!r} to the `requirements` of runtime "
+                                            f"{ctx.cell.runtime.id} in the matrix")]
+            return _report(job, name, validator.version, status, findings=findings, metrics=metrics,
+                           runtime_version=runtime_version, evidence=evidence,
+                           duration_s=time.perf_counter() - t0, started_at=started)
         # The runtime refused a request the validator did not expect to fail: still a verdict on the artifact.
         status, metrics = Status.FAIL, {}
         findings = [Finding(code=f"{name}.runtime_refused", severity=Severity.ERROR, step=exc.op,
@@ -187,6 +199,14 @@ def _run_validator(validator: Validator, ctx: ValidationContext, params: Any, jo
     return _report(job, name, validator.version, status, findings=findings, metrics=metrics,
                    runtime_version=runtime_version, evidence=evidence,
                    duration_s=time.perf_counter() - t0, started_at=started)
+
+
+def _missing_module(exc: ProbeRequestError) -> str | None:
+    """The module a probe request failed to import (`No module named 'numpy'`), or None."""
+    if exc.error_type not in ("ModuleNotFoundError", "ImportError"):
+        return None
+    match = re.search(r"No module named '([^']+)'", exc.message)
+    return match.group(1) if match else None
 
 
 def _run_gates(runnable: list[tuple[Validator, Any]], job: CellJob, ctx: ValidationContext, evidence: Evidence,

@@ -25,6 +25,8 @@ REAL = ("integrity", "loadability", "io_contract", "numerical_parity")
     ("segfault", "probe.crashed", "SIGSEGV"),
     ("abort", "probe.crashed", "SIGABRT"),
     ("hang", "probe.timeout", "did not answer 'fault' within 2 s"),
+    # Not a crash: the environment lacks a module the probe imports; named, with the matrix fix.
+    ("import", "fault_probe.runtime_env_incomplete", "has no module 'modelcompat_no_such_module'"),
 ])
 def test_probe_fault_is_an_error_for_that_check_only_and_leaves_no_probe(
         demo_package, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, code: str, needle: str) -> None:
@@ -47,6 +49,9 @@ def test_probe_fault_is_an_error_for_that_check_only_and_leaves_no_probe(
     assert [f.code for f in fault.findings] == [code]
     assert needle in fault.findings[0].message and cell.id in fault.findings[0].message
     assert fault.findings[0].remediation
+    if kind == "import":
+        assert fault.findings[0].remediation == (f"add 'modelcompat_no_such_module' to the `requirements` of runtime "
+                                                 f"{runtime_id} in the matrix")
     assert {v: reports[v].status.value for v in REAL} == {v: "pass" for v in REAL}
     assert wait_gone(lambda: probe_processes(runtime_id)) == []
 

@@ -1,4 +1,4 @@
-"""Test-only fault injection (`fault`: segfault, abort, hang, out of memory, exit).
+"""Test-only fault injection (`fault`: segfault, abort, hang, out of memory, exit, a missing module).
 
 Imported only when the probe's environment sets MODELCOMPAT_PROBE_FAULTS=1 (see `protocol.ops`); a product
 probe refuses `fault`. Not part of any cache key: it cannot change a check's result.
@@ -53,4 +53,7 @@ def op_fault(args: Dict[str, Any]) -> Dict[str, Any]:
             blocks.append(bytearray(64 << 20))
     elif kind == "exit":
         os._exit(3)
-    raise ProbeUsageError("fault: unknown kind %r (segfault, abort, hang, oom, exit)" % (kind,))
+    elif kind == "import":
+        # What a runtime environment without a module the probe needs (numpy in a bare torch venv) answers.
+        __import__(args.get("module") or "modelcompat_no_such_module")
+    raise ProbeUsageError("fault: unknown kind %r (segfault, abort, hang, oom, exit, import)" % (kind,))
