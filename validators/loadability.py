@@ -16,6 +16,8 @@ from modelcompat.validators import (
     ValidationContext,
     Validator,
 )
+from modelcompat.model.provenance import read_facts
+from modelcompat.validators import torch_formats
 from modelcompat.validators.capabilities import (
     UNREGISTERED_OP,
     custom_domain_fix,
@@ -34,8 +36,10 @@ ZIPMAP_FIX = ("re-export without the ZipMap: skl2onnx.to_onnx(model, X, options=
 _ET_MISSING = re.compile(r"missing operators: ([^;\n]+)")
 
 # The runtime's own error text is the most precise diagnosis there is: classify it, keep it verbatim.
-# ExecuTorch's and OpenVINO's errors come first: their text can hold words the onnxruntime patterns below look for.
+# torch's file-format refusals come first (their text names the archive reader, as a damaged file's does), then
+# ExecuTorch's and OpenVINO's errors: their text can hold words the onnxruntime patterns below look for.
 _CLASSIFIERS: list[tuple[str, str, str]] = [
+    *torch_formats.CLASSIFIERS,
     # ExecuTorch (the probe names the runtime's error code): a kernel the runtime was not built with.
     (r"OperatorMissing|Missing operator", "missing_operator",
      "the ExecuTorch runtime has no kernel for an operator of this program: build the runtime with a kernel library "
@@ -151,12 +155,22 @@ class Loadability(Validator):
 
     @staticmethod
     def _precise_remediation(ctx: ValidationContext, code: str, text: str) -> str | None:
+        """The fix for this model in this cell, where the error and the model say more than the generic text: a
+        torch file's saving release against the cell's torch; the ExecuTorch kernels or OpenVINO operations
+        missing, by name; for an ONNX model refused by onnxruntime, the release that supports it (the table) or
+        the op's fix."""
+        if code in (torch_formats.PT2_CODE, torch_formats.TORCHSCRIPT_CODE):
+            # Who saved the file (it says), and which torch the cell runs (the probe says).
+            facts = read_facts(ctx.artifact_path, ctx.artifact.format, ctx.artifact.path)
+            try:
+                reader = ctx.request("describe", kind="torch").get("version")
+            except Exception:  # noqa: BLE001 - a dead probe: the remediation names the runtime without a version
+                reader = None
+            return torch_formats.remediation(code, text, facts, reader, ctx.cell.runtime.id)
         if code == "missing_operator" and (match := _ET_MISSING.search(text)):
             return (f"{ctx.cell.runtime.id}'s ExecuTorch runtime has no kernel for {match.group(1).strip()}: build the "
                     "runtime with a kernel library registering it (EXECUTORCH_LIBRARY for a custom op's out variant, "
                     "or a selective build including it), lower it into a delegate, or replace it at export")
-        """For an ONNX model refused by onnxruntime: the release that supports it (the table), or the op's fix;
-        for OpenVINO's frontend: the operations it could not convert, by name."""
         if code == "unsupported_op" and (match := _UNCONVERTED.search(text)):
             ops = ", ".join(op.strip() for op in match.group(1).split(",") if op.strip())
             return (f"{ctx.cell.runtime.id}'s frontend has no conversion for {ops}: replace them at export, add an "

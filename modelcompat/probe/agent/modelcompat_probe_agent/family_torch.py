@@ -1,6 +1,8 @@
 """The torch family: load a TorchScript or torch.export (.pt2) program, cast to the backend's precision, run it."""
 from __future__ import annotations
 
+import logging
+import traceback
 from typing import Any, Callable, Dict, List
 
 from .common import STATE, ProbeUsageError, io_entry
@@ -46,6 +48,37 @@ def _set_torch_threads(torch: Any, threads: Any) -> None:
     torch.set_num_threads(int(threads) if threads else _TORCH_DEFAULT_THREADS[0])
 
 
+class _Records(logging.Handler):
+    """Keeps the records a logger emits while a load runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _export_load(torch: Any, path: str) -> Any:
+    """torch.export.load, with the cause torch logged but did not raise: newer releases try the archive layout,
+    log why it failed, then try the old layout and raise "check the warnings above" for both."""
+    logger = logging.getLogger("torch.export")
+    handler = _Records()
+    logger.addHandler(handler)
+    try:
+        return torch.export.load(path)
+    except Exception as exc:
+        causes = [traceback.format_exception_only(r.exc_info[0], r.exc_info[1])[-1].strip()
+                  for r in handler.records if r.exc_info and r.exc_info[1] is not None]
+        causes = [c for c in causes if c not in str(exc)]
+        if not causes:
+            raise
+        what = str(exc).strip() if isinstance(exc, RuntimeError) else "%s: %s" % (type(exc).__name__, exc)
+        raise RuntimeError("%s [torch logged: %s]" % (what, "; ".join(causes))) from exc
+    finally:
+        logger.removeHandler(handler)
+
+
 def load_torch(path: str, fmt: str, backend: Dict[str, Any], input_names: List[str],
                 output_names: List[str]) -> Dict[str, Any]:
     import torch
@@ -62,7 +95,7 @@ def load_torch(path: str, fmt: str, backend: Dict[str, Any], input_names: List[s
             arg_names = []
         inputs = [{"name": n, "dtype": "unknown", "shape": []} for n in arg_names]
     elif fmt == "pt2":
-        ep = torch.export.load(path)
+        ep = _export_load(torch, path)
         try:
             inputs, outputs = _pt2_io(ep)
         except Exception:  # metadata is a courtesy; a program without it still runs
