@@ -46,8 +46,10 @@ CORPUS_STAMP := $(CORPUS_VENV)/.installed
 corpus-env: $(CORPUS_STAMP)
 
 # Every corpus model checked on the nightly matrix with every validator; writes the verdict table docs/corpus.md.
+# Then torch files across torch releases (an older torch in a venv: ~3 GB downloaded once): docs/torch-releases.md.
 corpus: setup corpus-env
 	$(BIN)/python -m corpus.verdicts --matrix nightly --out docs/corpus.md
+	$(BIN)/python -m corpus.torch_releases --out docs/torch-releases.md
 
 $(CORPUS_STAMP): corpus/requirements.txt
 	test -x $(CORPUS_VENV)/bin/python || $(PYTHON) -m venv $(CORPUS_VENV)
