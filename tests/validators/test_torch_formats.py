@@ -71,14 +71,19 @@ def _loadability(package: ModelPackage, cell):
     return check_cell(job)[0]
 
 
+def _the_failure(demo_package: ModelPackage, tmp_path: Path, cell, code: str):
+    """The one finding of loadability failing on the raised files in `cell`, with `code`."""
+    report = _loadability(variant(demo_package, tmp_path / "pkg", _raised), cell)
+    assert report.status.value == "fail", report.findings
+    (finding,) = report.findings
+    assert finding.code == f"loadability.{code}"
+    return finding
+
+
 def test_a_pt2_from_a_future_schema_fails_in_a_real_cell_with_the_cause(demo_package, tmp_path) -> None:
     import torch
 
-    package = variant(demo_package, tmp_path / "pkg", _raised)
-    report = _loadability(package, TORCH_EAGER)
-    assert report.status.value == "fail", report.findings
-    (finding,) = report.findings
-    assert finding.code == "loadability.pt2_version_unsupported"
+    finding = _the_failure(demo_package, tmp_path, TORCH_EAGER, "pt2_version_unsupported")
     # The cause torch only logged is in the message, not "check the warnings above" alone.
     assert "does not match our current schema version" in finding.message
     assert f"saved by torch 2.99.0 (torch.export schema 9.0); host-torch runs torch {torch.__version__}" \
@@ -87,11 +92,7 @@ def test_a_pt2_from_a_future_schema_fails_in_a_real_cell_with_the_cause(demo_pac
 
 
 def test_a_torchscript_from_a_newer_torch_fails_in_a_real_cell(demo_package, tmp_path) -> None:
-    package = variant(demo_package, tmp_path / "pkg", _raised)
-    report = _loadability(package, TORCHSCRIPT)
-    assert report.status.value == "fail", report.findings
-    (finding,) = report.findings
-    assert finding.code == "loadability.torchscript_version_unsupported"
+    finding = _the_failure(demo_package, tmp_path, TORCHSCRIPT, "torchscript_version_unsupported")
     assert "is TorchScript file format 11" in finding.remediation and "reads up to format 10" in finding.remediation
 
 
