@@ -119,6 +119,11 @@ def markdown(rows: list[tuple[str, str, dict[str, Any]]], wall_s: float) -> str:
             lines.append(f"| {name} (torch {saved_by}) | `{cell}` | {status.get('loadability', '')} | "
                          f"{status.get('numerical_parity', '')} | {status.get('environment_parity', '')} | "
                          f"{said} | {fix} |")
+    notes = [f"- {name}: {' '.join(str(summary['check'].get('note') or '').split())}" for name, _, summary in rows
+             if summary.get("check", {}).get("reference") is None]
+    if notes:
+        lines += ["", "No reference outputs (so `numerical_parity` is skipped) where the host's torch refused the file "
+                  "`check` computes them from:", *notes]
     return "\n".join(lines) + "\n"
 
 
