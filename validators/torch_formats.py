@@ -54,7 +54,8 @@ def remediation(code: str, text: str, facts: ArtifactFacts, reader: str | None, 
         schema = f" (torch.export schema {facts.schema_version})" if facts.schema_version else ""
         match = _READER_SCHEMA.search(text)
         reads = f", which reads schema {match[1]}.x only" if match else ""
-        newer = release(saved) is not None and release(reader) is not None and release(saved) > release(reader)
+        saved_release, reader_release = release(saved), release(reader)
+        newer = saved_release is not None and reader_release is not None and saved_release > reader_release
         direction = ("a newer archive layout and schema than it knows" if newer
                      else "an older schema generation, which it no longer reads")
         return (f"{facts.path} was saved by torch {saved}{schema}; {runtime_id} runs {running}{reads}: the file has "

@@ -175,23 +175,23 @@ def _run_validator(validator: Validator, ctx: ValidationContext, params: Any, jo
                                    "re-run this check alone (`--validators " + name + "`); if it repeats, "
                                    "the runtime itself crashes on this artifact: report it upstream with the evidence")]
     except ProbeRequestError as exc:
+        metrics = {}
         if (missing := _missing_module(exc)) is not None:
             # The cell's environment, not the artifact: a verdict on the model would be wrong.
-            status, metrics = Status.ERROR, {}
+            status = Status.ERROR
             findings = [Finding(code=f"{name}.runtime_env_incomplete", severity=Severity.ERROR, step=exc.op,
                                 message=f"{ctx.cell.id}: {ctx.cell.runtime.id} has no module {missing!r}, which the probe "
                                         f"needs for '{exc.op}': {exc.error_type}: {exc.message}"[:2000],
                                 remediation=f"add {missing.split('.')[0]!r} to the `requirements` of runtime "
                                             f"{ctx.cell.runtime.id} in the matrix")]
-            return _report(job, name, validator.version, status, findings=findings, metrics=metrics,
-                           runtime_version=runtime_version, evidence=evidence,
-                           duration_s=time.perf_counter() - t0, started_at=started)
-        # The runtime refused a request the validator did not expect to fail: still a verdict on the artifact.
-        status, metrics = Status.FAIL, {}
-        findings = [Finding(code=f"{name}.runtime_refused", severity=Severity.ERROR, step=exc.op,
-                            message=f"{ctx.cell.runtime.id} refused '{exc.op}': {exc.error_type}: {exc.message}"[:2000],
-                            remediation="see the `loadability` report of this cell for the cause (select "
-                                        "`--validators loadability` if it did not run)")]
+        else:
+            # The runtime refused a request the validator did not expect to fail: still a verdict on the artifact.
+            status = Status.FAIL
+            findings = [Finding(code=f"{name}.runtime_refused", severity=Severity.ERROR, step=exc.op,
+                                message=f"{ctx.cell.runtime.id} refused '{exc.op}': {exc.error_type}: "
+                                        f"{exc.message}"[:2000],
+                                remediation="see the `loadability` report of this cell for the cause (select "
+                                            "`--validators loadability` if it did not run)")]
     except Exception as exc:  # a bug in the validator must not take the run down
         status, metrics = Status.ERROR, {}
         findings = [_error_finding(f"{name}.crashed", f"validator raised {type(exc).__name__}: {exc}", "validate",
