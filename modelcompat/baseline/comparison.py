@@ -78,6 +78,10 @@ METRIC_RULES: tuple[MetricRule, ...] = (
     MetricRule("*_memory_mb", "lower", "relative", 10, 25, floor=1.0),
 )
 NOISE_K = 3.0  # old reports (no precision metrics): a latency delta must exceed NOISE_K × cv to count
+# What a timed figure was measured on: the CPUs the probe could use and the runtime's intra-op threads. A latency
+# taken on one core of a worker's share is not the one taken on the whole machine (partitioned vs exclusive timing,
+# another worker count, a re-pinned remote worker): such figures are reported as a change, never a regression.
+CONDITIONS = ("cores", "intra_op_threads")
 
 
 def rule_for(metric: str) -> MetricRule | None:
@@ -253,6 +257,10 @@ def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
             values.append(value)
             bases.append(old_m[name])
             cvs.append(cv)
+            if _RULE_CACHE[name].noisy and _conditions_differ(new_m, old_m):
+                unstable.append(True)  # reported as a change with the conditions named, never a regression
+                precise.append(np.nan)
+                continue
             # Measured to a precision on both sides: the delta must exceed the two half-widths combined
             # (root sum of squares: the half-width of the difference). Either side short of its target:
             # an unstable measurement, never a regression. Neither side has precision metrics: the cv rule.
@@ -317,7 +325,19 @@ def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
     return out
 
 
+def _conditions_differ(new: dict[str, float], old: dict[str, float]) -> list[str]:
+    """The measurement conditions (CONDITIONS) both reports state and that differ, as `cores 2 → 1`."""
+    return [f"{key} {old[key]:g} → {new[key]:g}" for key in CONDITIONS
+            if new.get(key) is not None and old.get(key) is not None and new[key] == new[key]
+            and old[key] == old[key] and new[key] != old[key]]
+
+
 def _unstable_note(row: Any, name: str, base: float, value: float) -> str:
+    conditions = _conditions_differ(row.metrics or {}, row.metrics_base or {})
+    if conditions:
+        return (f"measured under other conditions, not compared: {name} {base:.6g} → {value:.6g} with "
+                f"{', '.join(conditions)} (timing mode, worker count or the worker's cores changed); promote a run "
+                "measured this way as the baseline to compare its figures again")
     def side(metrics: dict[str, float] | None) -> str:
         precision = _precision(metrics, name)
         if precision is None:

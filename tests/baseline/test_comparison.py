@@ -261,3 +261,24 @@ def test_a_latency_metric_without_a_precision_bound_is_unstable_when_it_moves() 
     result = compare([rep(run_id="base", **before)], [rep(**{**before, "p99_latency_ms": 20.0})])
     (change,) = result.changes
     assert (change.change, change.severity) == ("change", "info") and "no precision bound" in change.note
+
+
+def test_timed_figures_measured_on_other_cores_are_a_change_not_a_regression() -> None:
+    # An exclusive baseline (2 cores, 2 threads) against a partitioned run (1 core, 1 thread): twice the latency,
+    # both measured precisely, is the conditions' doing. Named as such, never a regression.
+    base = {**precise(10.0, 1.0), "cores": 2.0, "intra_op_threads": 2.0, "throughput_per_s_c1": 100.0,
+            "throughput_c1_precision_pct": 1.0, "throughput_c1_precision_reached": 1.0}
+    run = {**precise(20.0, 1.0), "cores": 1.0, "intra_op_threads": 1.0, "throughput_per_s_c1": 50.0,
+           "throughput_c1_precision_pct": 1.0, "throughput_c1_precision_reached": 1.0}
+    result = compare([rep(run_id="base", **base)], [rep(**run)])
+    assert result.regressions == [] and result.verdict("pass") == "pass"
+    changes = {c.metric: c for c in result.changes}
+    assert set(changes) == {"p95_latency_ms", "throughput_per_s_c1"}
+    for change in changes.values():
+        assert (change.change, change.severity) == ("change", "info")
+        assert change.note.startswith("measured under other conditions, not compared")
+        assert "cores 2 → 1" in change.note and "intra_op_threads 2 → 1" in change.note
+    # The same conditions on both sides: the same figures are a major regression.
+    same = compare([rep(run_id="base", **base)], [rep(**{**run, "cores": 2.0, "intra_op_threads": 2.0})])
+    assert {(c.metric, c.change, c.severity) for c in same.regressions} == {
+        ("p95_latency_ms", "regression", "major"), ("throughput_per_s_c1", "regression", "major")}
