@@ -125,6 +125,21 @@ def scratch(prefix: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+@contextlib.contextmanager
+def exclusive_timing() -> Iterator[None]:
+    """Runs inside take MODELCOMPAT_TIMING=exclusive (timed checks one at a time on the whole machine): for
+    benchmarks whose yardstick assumes it (parallel_efficiency, scaling_10x), whatever the default."""
+    previous = os.environ.get("MODELCOMPAT_TIMING")
+    os.environ["MODELCOMPAT_TIMING"] = "exclusive"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MODELCOMPAT_TIMING", None)
+        else:
+            os.environ["MODELCOMPAT_TIMING"] = previous
+
+
 def loadavg() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]

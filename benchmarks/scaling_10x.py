@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import Context, Figure, NotAvailable, median, result, scratch
+from benchmarks import Context, Figure, NotAvailable, exclusive_timing, median, result, scratch
 
 NAME = "scaling_10x"
 TITLE = "Scaling with the work (default matrix vs 10x the cells, real flow)"
@@ -200,6 +200,12 @@ def _one_run(matrix: str, model: str, store: str, cells: str | None) -> dict[str
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    # Its ideal ("timed checks one at a time") is exclusive timing's: measured in that mode, whatever the default.
+    with exclusive_timing():
+        return _run(ctx)
+
+
+def _run(ctx: Context) -> dict[str, Any]:
     from modelcompat.matrix.spec import load_matrix
     from modelcompat.runtime.environments import existing_env
     from modelcompat.settings import default_matrix, env_cache

@@ -165,13 +165,18 @@ TIMING_MODES = ("exclusive", "partitioned")
 def timing_mode() -> str:
     """`MODELCOMPAT_TIMING`: how timed checks get the machine (docs/validators.md, "Timing alone").
 
-    `exclusive` (default): a timed check has the whole machine, alone (one machine-wide lock; timed checks run
-    one after another). `partitioned`: each worker's probes are pinned to a share of the cores and a timed check
-    has its share alone (one lock per share), so timed checks on different workers run side by side.
+    `partitioned` (default): each worker's probes are pinned to a share of the cores and a timed check has its
+    share alone (one lock per share), so timed checks on different workers run side by side; a cell run outside
+    a worker, or on a remote worker that names no cores, has the whole machine. `exclusive`: a timed check has
+    the whole machine, alone (one machine-wide lock; timed checks run one after another).
     """
     from modelcompat.errors import InputError
 
-    mode = (os.environ.get(TIMING_ENV) or "exclusive").strip().lower()
+    # Partitioned by default: exclusive timing serialises every timed check of a run (ResNet-18 on the default
+    # matrix: 63 s against 44 s partitioned, docs/benchmarks.md `run_cost`) for figures no closer to a bare loop
+    # (`latency_fidelity`); the reports say how many cores a figure was taken on, and the baseline comparison
+    # never compares figures taken on different cores.
+    mode = (os.environ.get(TIMING_ENV) or "partitioned").strip().lower()
     if mode not in TIMING_MODES:
         raise InputError(f"{mode!r} is not a timing mode", field=TIMING_ENV,
                          fix=f"set it to one of {', '.join(TIMING_MODES)} (or unset it)")

@@ -170,7 +170,7 @@ def input_components(validator: type[Validator], params: dict[str, Any], cell: C
             parts[name] = _file(package, manifest.reference)
             parts[name] += "".join(f" + {_file(package, extra.reference)}" for extra in manifest.payloads)
         elif name == "timing":
-            # Exclusive timing (the default) adds nothing: keys made before timing modes existed stay valid.
+            # Exclusive timing adds nothing: keys made before timing modes existed (all exclusive) stay valid.
             if settings.timing_mode() != "exclusive":
                 parts[name] = settings.timing_mode()
         elif name.startswith("manifest."):

@@ -26,10 +26,14 @@ def test_a_workers_cores_are_parsed_and_a_bad_list_names_the_variable_and_the_fi
         assert settings.WORKER_CORES_ENV in str(info.value) and "0-3" in str(info.value)
 
 
-def test_the_timing_mode_is_exclusive_unless_set_and_a_bad_one_is_refused(monkeypatch) -> None:
+def test_the_timing_mode_is_partitioned_unless_set_and_a_bad_one_is_refused(monkeypatch) -> None:
     monkeypatch.delenv(settings.TIMING_ENV, raising=False)
-    assert settings.timing_mode() == "exclusive"
-    assert partition.worker_cores() is None
+    monkeypatch.delenv(settings.WORKER_CORES_ENV, raising=False)
+    assert settings.timing_mode() == "partitioned"
+    assert partition.worker_cores() is None  # outside a worker: the whole machine
+    monkeypatch.setenv(settings.TIMING_ENV, "exclusive")
+    monkeypatch.setenv(settings.WORKER_CORES_ENV, "0")
+    assert settings.timing_mode() == "exclusive" and partition.worker_cores() is None  # named cores ignored
     monkeypatch.setenv(settings.TIMING_ENV, "sideways")
     with pytest.raises(InputError, match="(?s)MODELCOMPAT_TIMING.*exclusive, partitioned"):
         settings.timing_mode()
@@ -98,9 +102,9 @@ def test_a_partitioned_run_pins_each_workers_probes_to_its_share_and_keys_its_ti
     matrix = yaml.safe_load((settings.matrices_dir() / "smoke.yaml").read_text())
     matrix["params"] = {"latency": {"time_budget_s": 1.0, "concurrency": [1]}}
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(matrix))
-    env = {**os.environ, settings.TIMING_ENV: "partitioned", "MODELCOMPAT_WORKERS": "2",
-           "MODELCOMPAT_HOME": str(tmp_path / "home")}
-    for var in ("PREFECT_API_URL", "MODELCOMPAT_DASK_ADDRESS", settings.WORKER_CORES_ENV):
+    # No MODELCOMPAT_TIMING: partitioned is the default.
+    env = {**os.environ, "MODELCOMPAT_WORKERS": "2", "MODELCOMPAT_HOME": str(tmp_path / "home")}
+    for var in ("PREFECT_API_URL", "MODELCOMPAT_DASK_ADDRESS", settings.WORKER_CORES_ENV, settings.TIMING_ENV):
         env.pop(var, None)
     done = subprocess.run([sys.executable, "-m", "modelcompat.cli", "run", "--model", str(demo_package.root),
                            "--matrix", str(tmp_path / "m.yaml"), "--validators", "latency", "--store",
