@@ -3,24 +3,28 @@
 Real models from the corpus (tests/support/extdata.py and corpus/; built with .venv-corpus, cached under
 ~/.cache/modelcompat/corpus), packaged with `modelcompat package`: ResNet-18 (its ONNX and torch.export
 exports in one package: the cells host-ort/cpu/ort-cpu and host-torch/cpu/torch-eager) and BERT (ONNX,
-host-ort/cpu/ort-cpu). Each round, per model, alternating which goes first:
+host-ort/cpu/ort-cpu). Each round, per model:
 - the product: `modelcompat run --model PKG --force` of the default matrix, so every other check of the
   matrix runs in the same run; the figures are the latency reports' `p50_latency_ms`/`p95_latency_ms`;
-- the anchor: a bare loop of the same runtime (the probe's onnxruntime session options for the backend,
-  or `torch.export.load(...).module()` under inference_mode for torch eager) on the package's payload,
-  with the validator's thread count when its report gives one (else the runtime's default, as the
-  validator's load uses) and as many warm-up and timed runs as the validator's last report says it took.
-The bare loop runs alone (between runs); the validator runs inside a busy run. Each figure is the round with
-the median same-round ratio (odd round count), its note the range of ratios over rounds.
+- the anchor, side by side in the same run: a bare loop of the same runtime (the probe's onnxruntime session
+  options for the backend, or `torch.export.load(...).module()` under inference_mode for torch eager) on the
+  package's payload, with the validator's thread count and warm-up and timed runs (from the previous round's
+  report), window after window while the run goes on. Each window holds the run's own timing lock exclusively,
+  as the latency check does, so it measures under the same conditions: the run's Prefect server, Dask workers
+  and probes alive, its checks kept off those cores. It is compared over its two windows nearest the
+  validator's measurement (just before and just after it), so slow drift of the machine cancels out.
+Each figure is the round with the median same-round ratio (odd round count), its note the range of ratios.
 """
 from __future__ import annotations
 
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks import Context, Figure, median, percentile, result, scratch
-from benchmarks.real_models import bare_loop, corpus_package, modelcompat_run
+from benchmarks.real_models import BareLoop, bare_loop, corpus_package, modelcompat_run
 
 NAME = "latency_fidelity"
 TITLE = "Latency fidelity on real models (latency validator in a full run vs a bare loop)"
@@ -39,8 +43,9 @@ CASES: dict[str, list[tuple[str, str]]] = {
 # Timing modes measured (MODELCOMPAT_TIMING): the default, and each worker timing on its share of the cores.
 TIMINGS = ("exclusive", "partitioned")
 # The bare loop's sizes when a latency report does not say how many runs it warmed up and timed.
-DEFAULT_SAMPLES, WARMUP = 200, 20
+DEFAULT_SAMPLES, WARMUP = 100, 20
 SETTLE_S = 0.5  # an idle onnxruntime session keeps a core spinning for ~50 ms after its last run
+GAP_S = 1.0  # after each bare window, the run's own work gets the lock back for at least this long
 
 
 def _samples(metrics: dict[str, Any]) -> int | None:
@@ -67,21 +72,57 @@ def _partition_env(timing: str) -> tuple[dict[str, str], tuple[int, ...] | None]
     """The run's environment for a timing mode, and the cores its bare loop is pinned to: in partitioned timing
     the validator's probe has one worker's share (the default local cluster: one worker per CPU)."""
     if timing == "exclusive":
-        return {}, None
+        return {"MODELCOMPAT_TIMING": timing}, None
     from modelcompat.execution.partition import available_cores, share
     from modelcompat.settings import workers
 
     return {"MODELCOMPAT_TIMING": timing}, share(available_cores(), 0, workers())
 
 
+def _bare_windows(loops: dict[str, BareLoop], lock: Path, seen: dict[str, dict[str, Any]], default_threads: int | None,
+                  running: threading.Event, out: list[dict[str, Any]]) -> None:
+    """While the run is `running`: each cell's bare loop in turn, each window holding the run's own timing lock
+    exclusively (as the latency check does), so it measures under the run's conditions — its processes and
+    servers alive, its checks kept off the cores by the lock — with a gap after each for the run's work."""
+    from modelcompat.files.timing_lock import exclusive_timing
+
+    while running.is_set():
+        for cell, loop in loops.items():
+            if not running.is_set():
+                return
+            last = seen.get(cell, {})
+            with exclusive_timing(lock, label="benchmark bare loop", timeout_s=900):
+                t0 = time.time()
+                got = loop.time(_samples(last) or DEFAULT_SAMPLES, int(last.get("warmup_runs") or WARMUP),
+                                _threads(last) or default_threads)
+                out.append({"cell": cell, "t0": t0, "t1": time.time(), **got})
+            time.sleep(GAP_S)
+
+
+def _beside(windows: list[dict[str, Any]], cell: str, start: float, end: float) -> list[dict[str, Any]]:
+    """The cell's bare windows nearest the validator's measurement: the last to end before it started and the
+    first to start after it ended (either may be missing at the run's edges: then the nearest two)."""
+    mine = [w for w in windows if w["cell"] == cell]
+    before = [w for w in mine if w["t1"] <= start]
+    after = [w for w in mine if w["t0"] >= end]
+    picked = ([before[-1]] if before else []) + ([after[0]] if after else [])
+    if len(picked) < 2:
+        middle = (start + end) / 2
+        picked = sorted(mine, key=lambda w: abs((w["t0"] + w["t1"]) / 2 - middle))[:2]
+    return picked
+
+
 def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[str, ...],
              timing: str = "exclusive") -> dict[str, Any]:
+    from modelcompat.execution.partition import timing_lock
     from modelcompat.matrix.spec import load_matrix
-    from modelcompat.settings import default_matrix
+    from modelcompat.settings import default_matrix, timing_lock_path
+    from modelcompat.store import Store
 
     package = corpus_package(ctx, model)
     matrix = load_matrix(default_matrix())
     run_env, pinned = _partition_env(timing)
+    lock = timing_lock(timing_lock_path(), pinned)  # the lock the run's timed checks on that share take
     loops = {cell: bare_loop(package, kind, {**matrix.select(cell)[0].backend.model_dump(mode="json"),
                                              "intra_op_threads": None}, pinned)
              for cell, kind in CASES[model]}
@@ -91,39 +132,54 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
     api = ctx.prefect()
     try:
         for r in range(rounds):
-            def bare(r: int) -> None:
-                for cell, loop in loops.items():
-                    time.sleep(SETTLE_S)
-                    last = seen.get(cell, {})
-                    got = loop.time(_samples(last) or DEFAULT_SAMPLES, int(last.get("warmup_runs") or WARMUP),
-                                    _threads(last))
-                    out[cell]["bare"].append({"p50_ms": percentile(got["times"], 50),
-                                              "p95_ms": percentile(got["times"], 95), "samples": len(got["times"]),
-                                              "threads": got["threads"], "runtime": got["runtime"]})
-
-            def product(r: int) -> None:
-                time.sleep(SETTLE_S)
-                run = modelcompat_run(package, tmp / f"store-{model}-{timing}-{r}", tmp / f"{model}-{r}.json",
-                                      api_url=api, args=("--force", *run_args), env_extra=run_env)
-                out["runs"].append({"wall_s": run.wall_s, "returncode": run.returncode,
-                                    "counts": run.summary.get("counts")})
-                for cell in loops:
-                    reports = run.reports("latency", cell)
-                    if not reports or reports[0]["status"] not in ("pass", "warn") \
-                            or "p50_latency_ms" not in reports[0]["metrics"]:
-                        raise RuntimeError(f"{model}: no latency figures for {cell} in the run: "
-                                           f"{[(x['status'], x['findings'][:1]) for x in reports]}")
-                    metrics = reports[0]["metrics"]
-                    seen[cell] = metrics
-                    out[cell]["validator"].append({"p50_ms": metrics["p50_latency_ms"],
-                                                   "p95_ms": metrics["p95_latency_ms"], "metrics": metrics,
-                                                   "duration_s": reports[0]["duration_s"],
-                                                   "evidence": reports[0].get("evidence")})
-
-            # Alternate which side goes first: neither always gets the warmer (or busier) slot. The product goes
-            # first in round 0, so every bare loop has a validator report to take its sample counts from.
-            for side in ((product, bare) if r % 2 == 0 else (bare, product)):
-                side(r)
+            time.sleep(SETTLE_S)
+            windows: list[dict[str, Any]] = []
+            running = threading.Event()
+            running.set()
+            bare = threading.Thread(target=_bare_windows, args=(loops, lock, seen, len(pinned) if pinned else None,
+                                                                running, windows), daemon=True)
+            bare.start()
+            try:
+                store = tmp / f"store-{model}-{timing}-{r}"
+                run = modelcompat_run(package, store, tmp / f"{model}-{r}.json", api_url=api,
+                                      args=("--force", *run_args), env_extra=run_env)
+            finally:
+                running.clear()
+                bare.join()
+            # When each check started is in the store's reports (the summary keeps durations only).
+            stored = [rep for rep in Store(str(store)).load_reports(run.summary["run_id"])
+                      if rep.started_at and not rep.cached]
+            started = {rep.cell: rep.started_at for rep in stored if rep.validator == "latency"}
+            # Only windows while the run's checks ran: before them the run starts its server, cluster and
+            # imports, after them it publishes, none of it under the lock (nor measured by any check).
+            spans = [(datetime.fromisoformat(rep.started_at).timestamp(), float(rep.duration_s or 0.0)) for rep in stored]
+            first, last = min(t for t, _ in spans), max(t + d for t, d in spans)
+            windows = [w for w in windows if w["t0"] >= first and w["t1"] <= last]
+            out["runs"].append({"wall_s": run.wall_s, "returncode": run.returncode,
+                                "counts": run.summary.get("counts"), "bare_windows": len(windows)})
+            for cell in loops:
+                reports = run.reports("latency", cell)
+                if not reports or reports[0]["status"] not in ("pass", "warn") \
+                        or "p50_latency_ms" not in reports[0]["metrics"]:
+                    raise RuntimeError(f"{model}: no latency figures for {cell} in the run: "
+                                       f"{[(x['status'], x['findings'][:1]) for x in reports]}")
+                report = reports[0]
+                metrics = report["metrics"]
+                seen[cell] = metrics
+                end = datetime.fromisoformat(started[cell]).timestamp() + float(report["duration_s"])
+                start = end - float(metrics.get("measure_time_s") or report["duration_s"])
+                near = _beside(windows, cell, start, end)
+                if not near:
+                    raise RuntimeError(f"{model}: no bare-loop window ran during the run for {cell}")
+                times = [t for w in near for t in w["times"]]
+                out[cell]["validator"].append({"p50_ms": metrics["p50_latency_ms"], "p95_ms": metrics["p95_latency_ms"],
+                                               "metrics": metrics, "duration_s": report["duration_s"],
+                                               "evidence": report.get("evidence")})
+                out[cell]["bare"].append({"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                                          "samples": len(times), "windows": len(near),
+                                          "gap_s": [round(min(abs(w["t1"] - start), abs(w["t0"] - end)), 1)
+                                                    for w in near],
+                                          "threads": near[0]["threads"], "runtime": near[0]["runtime"]})
     finally:
         for loop in loops.values():
             loop.close()
@@ -160,9 +216,11 @@ def run(ctx: Context) -> dict[str, Any]:
                     mode = "" if timing == "exclusive" else f", {timing} timing (bare loop pinned alike)"
                     figures.append(Figure(
                         f"{model} {cell}: validator {q}_latency_ms in a full run{mode} (median round of {rounds})", v,
-                        "ms", f"bare {side['bare'][i]['runtime']} loop {q}, same round, alone", b, target="within ±5 %",
+                        "ms", f"bare {side['bare'][i]['runtime']} loop {q}, same run, under the run's timing lock", b,
+                        target="within ±5 %",
                         note=f"{quality}same-round ratios {min(ratios):.3f}–{max(ratios):.3f}; samples validator "
-                             f"{_samples(side['validator'][i]['metrics']) or '?'}, bare {side['bare'][i]['samples']}; "
+                             f"{_samples(side['validator'][i]['metrics']) or '?'}, bare {side['bare'][i]['samples']} (the "
+                             f"windows just before and after the validator's, {side['bare'][i]['gap_s']} s away); "
                              f"bare threads {threads}; plain medians over rounds: validator "
                              f"{median([x[f'{q}_ms'] for x in side['validator']]):.2f} ms, bare "
                              f"{median([x[f'{q}_ms'] for x in side['bare']]):.2f} ms"))
@@ -172,14 +230,18 @@ def run(ctx: Context) -> dict[str, Any]:
               "run": "modelcompat run --model PKG --force (default matrix" + (
                   ", quick: --cells host-ort/*,host-torch/cpu/torch-eager)" if ctx.quick else ")")
               + ", Prefect server shared by the session",
-              "rounds": rounds, "bare_loop": "the validator's warm-up runs and sample count from the latest run's report "
-                           "(the run goes first in round 0)"}
+              "rounds": rounds, "bare_loop": "during each run, cell after cell, each window under the run's timing "
+                           "lock (exclusive) with a " f"{GAP_S:g} s gap after it; the validator's warm-up runs, sample "
+                           f"count and threads from the previous round's report (round 0: {DEFAULT_SAMPLES} runs); "
+                           "compared over the windows just before and after the validator's measurement"}
     interpretation = (
         f"Validator vs bare loop in the median round: {'; '.join(summary)}. The largest deviation is "
         f"{worst * 100:.1f} % ({'within' if worst <= 0.05 else 'outside'} the ±5 % target). The validator's "
         f"figures come from a full run of the default matrix, whose other checks run beside it on the same "
-        f"cores unless the timing lock keeps them off; the bare loop runs alone between runs, with the same "
-        f"payload, thread count and sample count. The latency reports' own metrics (precision reached, samples, "
+        f"cores unless the timing lock keeps them off; the bare loop runs during the same run, each window holding "
+        f"the run's timing lock exclusively as the check does (the run's servers and workers alive, its checks kept "
+        f"off those cores), with the same payload, thread count and sample count, and is compared over its windows "
+        f"just before and after the validator's. The latency reports' own metrics (precision reached, samples, "
         f"what else ran during the measurement, where the validator reports them) are in the raw results."
     )
     return result(figures, raw, params, interpretation)
