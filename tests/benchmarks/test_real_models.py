@@ -75,3 +75,17 @@ def test_a_pinned_bare_loop_runs_on_the_cores_it_is_given(bench, demo_package) -
         loop.close()
     assert len(got["times"]) == 5 and got["threads"] == 1
     assert f"Cpus_allowed_list:\t{cpu}\n" in status
+
+
+def test_the_bare_loop_is_compared_over_its_windows_just_before_and_after_the_validators(bench) -> None:
+    fidelity = bench("latency_fidelity")
+
+    def window(cell: str, t0: float, t1: float) -> dict:
+        return {"cell": cell, "t0": t0, "t1": t1, "times": [1.0]}
+
+    windows = [window("a", 0, 5), window("a", 10, 15), window("b", 16, 19), window("a", 40, 45), window("a", 50, 55)]
+    # The validator measured 20-35: a's last window before it (10-15) and first after it (40-45); b's one window.
+    assert [(w["t0"], w["t1"]) for w in fidelity._beside(windows, "a", 20, 35)] == [(10, 15), (40, 45)]
+    assert [(w["t0"], w["t1"]) for w in fidelity._beside(windows, "b", 20, 35)] == [(16, 19)]
+    # At the run's end (nothing after it): the nearest two.
+    assert [(w["t0"], w["t1"]) for w in fidelity._beside(windows, "a", 60, 70)] == [(50, 55), (40, 45)]
