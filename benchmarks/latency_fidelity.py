@@ -18,6 +18,7 @@ Each figure is the round with the median same-round ratio (odd round count), its
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from datetime import datetime
@@ -74,34 +75,60 @@ def _median_round(ratios: list[float]) -> int:
     return order[len(order) // 2]
 
 
-def _partition_env(timing: str) -> tuple[dict[str, str], tuple[int, ...] | None]:
-    """The run's environment for a timing mode, and the cores its bare loop is pinned to: in partitioned timing
-    the validator's probe has one worker's share (the default local cluster: one worker per CPU)."""
+def _partition_env(timing: str) -> tuple[dict[str, str], list[tuple[int, ...] | None]]:
+    """The run's environment for a timing mode, and the cores each bare loop is pinned to: in partitioned timing
+    one bare loop per worker's share (the default local cluster: one worker per CPU), so the validator is compared
+    with the bare windows on the very cores it measured on; exclusive: one, unpinned."""
     if timing == "exclusive":
-        return {"MODELCOMPAT_TIMING": timing}, None
+        return {"MODELCOMPAT_TIMING": timing}, [None]
     from modelcompat.execution.partition import available_cores, share
     from modelcompat.settings import workers
 
-    return {"MODELCOMPAT_TIMING": timing}, share(available_cores(), 0, workers())
+    return {"MODELCOMPAT_TIMING": timing}, [share(available_cores(), i, workers()) for i in range(workers())]
 
 
-def _bare_windows(loops: dict[str, BareLoop], lock: Path, seen: dict[str, dict[str, Any]], default_threads: int | None,
-                  running: threading.Event, out: list[dict[str, Any]]) -> None:
-    """While the run is `running`: each cell's bare loop in turn, each window holding the run's own timing lock
-    exclusively (as the latency check does), so it measures under the run's conditions — its processes and
-    servers alive, its checks kept off the cores by the lock — with a gap after each for the run's work."""
+def _pinned_processes() -> dict[int, tuple[int, ...]]:
+    """pid -> CPUs of every process pinned to fewer CPUs than this machine has (the run's partitioned workers)."""
+    from modelcompat.errors import InputError
+    from modelcompat.execution.partition import available_cores, parse_cores
+
+    everything = len(available_cores())
+    out: dict[int, tuple[int, ...]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                line = next((x for x in status if x.startswith("Cpus_allowed_list:")), "")
+            cpus = parse_cores(line.split(":", 1)[1]) if line else ()
+        except (OSError, InputError):  # a process that ended meanwhile, or a line we cannot read
+            continue
+        if cpus and len(cpus) < everything:
+            out[int(entry)] = cpus
+    return out
+
+
+def _bare_windows(loops: dict[tuple[str, tuple[int, ...] | None], BareLoop], seen: dict[str, dict[str, Any]],
+                  running: threading.Event, out: list[dict[str, Any]], pinned: dict[int, tuple[int, ...]]) -> None:
+    """While the run is `running`: each (cell, share) bare loop in turn, each window holding that share's timing
+    lock exclusively (as the latency check does), so it measures under the run's conditions — its processes and
+    servers alive, its checks kept off those cores by the lock — with a gap after each for the run's work. Also
+    notes which CPUs the run's pinned workers have (`pinned`), to match the validator's worker to its share."""
+    from modelcompat.execution.partition import timing_lock
     from modelcompat.files.timing_lock import exclusive_timing
+    from modelcompat.settings import timing_lock_path
 
     while running.is_set():
-        for cell, loop in loops.items():
+        for (cell, cores), loop in loops.items():
             if not running.is_set():
                 return
+            pinned.update(_pinned_processes())
             last = seen.get(cell, {})
-            with exclusive_timing(lock, label="benchmark bare loop", timeout_s=900):
+            with exclusive_timing(timing_lock(timing_lock_path(), cores), label="benchmark bare loop", timeout_s=900):
                 t0 = time.time()
                 got = loop.time(_samples(last) or DEFAULT_SAMPLES, int(last.get("warmup_runs") or WARMUP),
-                                _threads(last) or default_threads)
-                out.append({"cell": cell, "t0": t0, "t1": time.time(), **got})
+                                _threads(last) or (len(cores) if cores else None))
+                out.append({"cell": cell, "cores": cores, "t0": t0, "t1": time.time(), **got})
             time.sleep(GAP_S)
 
 
@@ -120,30 +147,28 @@ def _beside(windows: list[dict[str, Any]], cell: str, start: float, end: float) 
 
 def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[str, ...],
              timing: str = "exclusive") -> dict[str, Any]:
-    from modelcompat.execution.partition import timing_lock
     from modelcompat.matrix.spec import load_matrix
-    from modelcompat.settings import default_matrix, timing_lock_path
+    from modelcompat.settings import default_matrix
     from modelcompat.store import Store
 
     package = corpus_package(ctx, model)
     matrix = load_matrix(default_matrix())
-    run_env, pinned = _partition_env(timing)
-    lock = timing_lock(timing_lock_path(), pinned)  # the lock the run's timed checks on that share take
-    loops = {cell: bare_loop(package, kind, {**matrix.select(cell)[0].backend.model_dump(mode="json"),
-                                             "intra_op_threads": None}, pinned)
-             for cell, kind in CASES[model]}
+    run_env, shares = _partition_env(timing)
+    loops = {(cell, cores): bare_loop(package, kind, {**matrix.select(cell)[0].backend.model_dump(mode="json"),
+                                                      "intra_op_threads": None}, cores)
+             for cell, kind in CASES[model] for cores in shares}
     seen: dict[str, dict[str, Any]] = {}  # cell -> its latest validator metrics (sample count, threads)
-    out: dict[str, Any] = {cell: {"validator": [], "bare": []} for cell in loops}
+    out: dict[str, Any] = {cell: {"validator": [], "bare": []} for cell, _ in CASES[model]}
     out["runs"] = []
     api = ctx.prefect()
     try:
         for r in range(rounds):
             time.sleep(SETTLE_S)
             windows: list[dict[str, Any]] = []
+            pinned: dict[int, tuple[int, ...]] = {}
             running = threading.Event()
             running.set()
-            bare = threading.Thread(target=_bare_windows, args=(loops, lock, seen, len(pinned) if pinned else None,
-                                                                running, windows), daemon=True)
+            bare = threading.Thread(target=_bare_windows, args=(loops, seen, running, windows, pinned), daemon=True)
             bare.start()
             try:
                 store = tmp / f"store-{model}-{timing}-{r}"
@@ -163,7 +188,7 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
             windows = [w for w in windows if w["t0"] >= first and w["t1"] <= last]
             out["runs"].append({"wall_s": run.wall_s, "returncode": run.returncode,
                                 "counts": run.summary.get("counts"), "bare_windows": len(windows)})
-            for cell in loops:
+            for cell, _kind in CASES[model]:
                 reports = run.reports("latency", cell)
                 if not reports or reports[0]["status"] not in ("pass", "warn") \
                         or "p50_latency_ms" not in reports[0]["metrics"]:
@@ -174,7 +199,10 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
                 seen[cell] = metrics
                 end = datetime.fromisoformat(started[cell]).timestamp() + float(report["duration_s"])
                 start = end - float(metrics.get("measure_time_s") or report["duration_s"])
-                near = _beside(windows, cell, start, end)
+                # Partitioned: the bare windows on the CPUs the validator's worker was pinned to.
+                worker = str((report.get("evidence") or {}).get("worker") or "")
+                cores = pinned.get(int(worker.rsplit(":", 1)[1])) if worker.rsplit(":", 1)[-1].isdigit() else None
+                near = _beside([w for w in windows if w["cores"] in (cores, None) or cores is None], cell, start, end)
                 if not near:
                     raise RuntimeError(f"{model}: no bare-loop window ran during the run for {cell}")
                 times = sorted(t for w in near for t in w["times"])
@@ -187,6 +215,7 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
                                           "gap_s": [round(min(abs(w["t1"] - start), abs(w["t0"] - end)), 1)
                                                     for w in near],
                                           "threads": near[0]["threads"], "runtime": near[0]["runtime"],
+                                          "cores": near[0]["cores"], "validator_cores": cores,
                                           # The anchor's own precision (as the check computes its own) and how
                                           # far its two windows' medians drifted apart: the machine's noise.
                                           **{f"{q}_precision_pct": _pct(quantile_precision(times, level, 0.95))
@@ -239,7 +268,7 @@ def run(ctx: Context) -> dict[str, Any]:
                     if bare_side.get("window_drift_pct") is not None:
                         quality += f"the two bare windows' p50 differ by {bare_side['window_drift_pct']:.1f} %; "
                     threads = bare_side["threads"] or "the runtime's default"
-                    mode = "" if timing == "exclusive" else f", {timing} timing (bare loop pinned alike)"
+                    mode = "" if timing == "exclusive" else f", {timing} timing (bare windows on the validator's CPUs)"
                     figures.append(Figure(
                         f"{model} {cell}: validator {q}_latency_ms in a full run{mode} (median round of {rounds})", v,
                         "ms", f"bare {side['bare'][i]['runtime']} loop {q}, same run, under the run's timing lock", b,

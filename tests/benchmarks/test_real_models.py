@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -89,3 +92,19 @@ def test_the_bare_loop_is_compared_over_its_windows_just_before_and_after_the_va
     assert [(w["t0"], w["t1"]) for w in fidelity._beside(windows, "b", 20, 35)] == [(16, 19)]
     # At the run's end (nothing after it): the nearest two.
     assert [(w["t0"], w["t1"]) for w in fidelity._beside(windows, "a", 60, 70)] == [(50, 55), (40, 45)]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin a process to fewer of them")
+def test_processes_pinned_to_a_share_are_found_with_their_cpus(bench) -> None:
+    """How latency_fidelity tells which CPUs the validator's worker had: a real process pinned to one CPU."""
+    fidelity = bench("latency_fidelity")
+    cpu = min(os.sched_getaffinity(0))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    try:
+        found = fidelity._pinned_processes()
+        assert found.get(child.pid) == (cpu,)
+        assert os.getpid() not in found  # this process may use every CPU
+    finally:
+        child.kill()
+        child.wait()
