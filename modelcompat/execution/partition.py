@@ -10,6 +10,7 @@ measure side by side.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from modelcompat import settings
@@ -59,6 +60,10 @@ def parse_cores(spec: str) -> tuple[int, ...]:
 
 def _worker_index() -> int | None:
     """This Dask worker's index in a local cluster (its name is 0..N-1), or None outside a worker."""
+    # A process that has not imported distributed is no Dask worker: a one-cell run in the CLI's own process
+    # must not import Dask just to find that out (it starts neither a cluster nor Prefect's engine).
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import get_worker
 

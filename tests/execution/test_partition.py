@@ -123,3 +123,19 @@ def test_a_partitioned_run_pins_each_workers_probes_to_its_share_and_keys_its_ti
         assert report.cache_inputs["timing"] == "partitioned"  # never reused for an exclusive run, or back
     # The two cells ran on the cluster's two workers (two processes), not one after another in one.
     assert len({r.evidence.worker for r in reports.values()}) == 2
+
+
+def test_finding_no_worker_imports_no_dask() -> None:
+    """A one-cell run in the CLI's own process asks for its cores: in partitioned timing (the default) that
+    answer must not import Dask (the CLI imports neither Dask nor Prefect's engine for one cell)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from modelcompat.execution import partition; "
+            "assert partition.worker_cores() is None; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed')))")
+    env = {k: v for k, v in os.environ.items() if k not in (settings.TIMING_ENV, settings.WORKER_CORES_ENV)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
