@@ -245,6 +245,7 @@ def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
     for row in matched:
         new_m, old_m = row.metrics or {}, row.metrics_base or {}
         cv = np.fmax(_cv(new_m), _cv(old_m))
+        other_conditions = bool(_conditions_differ(new_m, old_m))  # once per check, not per metric
         for name, value in new_m.items():
             if name not in old_m:
                 continue
@@ -257,7 +258,7 @@ def _metric_changes(matched: list[SimpleNamespace]) -> list[Change]:
             values.append(value)
             bases.append(old_m[name])
             cvs.append(cv)
-            if _RULE_CACHE[name].noisy and _conditions_differ(new_m, old_m):
+            if _RULE_CACHE[name].noisy and other_conditions:
                 unstable.append(True)  # reported as a change with the conditions named, never a regression
                 precise.append(np.nan)
                 continue
