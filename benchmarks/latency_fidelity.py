@@ -9,11 +9,14 @@ host-ort/cpu/ort-cpu). Each round, per model:
 - the anchor, side by side in the same run: a bare loop of the same runtime (the probe's onnxruntime session
   options for the backend, or `torch.export.load(...).module()` under inference_mode for torch eager) on the
   package's payload, with the validator's thread count and warm-up and timed runs (from the previous round's
-  report), window after window while the run goes on. Each window holds the run's own timing lock exclusively,
-  as the latency check does, so it measures under the same conditions: the run's Prefect server, Dask workers
-  and probes alive, its checks kept off those cores. It is compared over its two windows nearest the
-  validator's measurement (just before and just after it), so slow drift of the machine cancels out.
-Each figure is the round with the median same-round ratio (odd round count), its note the range of ratios.
+  report; round 0: as many runs as fit in 5 s), window after window while the run goes on. Each window holds
+  the run's own timing lock exclusively, as the latency check does, so it measures under the same conditions:
+  the run's Prefect server, Dask workers and probes alive, its checks kept off those cores. Each window measures
+  what else used its CPUs as the check does; it is compared over its two windows nearest the validator's
+  measurement (just before and just after it, so slow drift of the machine cancels out) among those no busier
+  than the validator's measurement was (the run's orchestration runs outside any lock and can hit a window).
+Each figure is the round with the median same-round ratio (of the rounds that had a bare window beside the check:
+a run whose checks end before one is counted and left out), its note the range of ratios.
 """
 from __future__ import annotations
 
@@ -33,20 +36,26 @@ NAME = "latency_fidelity"
 TITLE = "Latency fidelity on real models (latency validator in a full run vs a bare loop)"
 DESCRIPTION = ("p50/p95 per inference reported by the `latency` validator inside a `modelcompat run --force` of the "
                "default matrix (every other check of the matrix running in the same run) vs a bare loop of the same "
-               "runtime with the same payload, threads and sample count, alternating round by round, on corpus "
-               "ResNet-18 (onnxruntime and torch eager, batch 2) and BERT (onnxruntime); in exclusive timing (the "
-               "default) and in partitioned timing (MODELCOMPAT_TIMING=partitioned, the bare loop pinned to one "
-               "worker's share).")
+               "runtime with the same payload, threads and sample count, during the same run, on corpus ResNet-18 "
+               "(onnxruntime and torch eager, batch 2) and BERT (onnxruntime); in partitioned timing (the default: "
+               "the bare loop pinned to the validator's worker's share of the cores) and in exclusive timing "
+               "(MODELCOMPAT_TIMING=exclusive, opt-in).")
 
 # model -> [(cell, runtime kind)]
 CASES: dict[str, list[tuple[str, str]]] = {
     "resnet18": [("host-ort/cpu/ort-cpu", "onnxruntime"), ("host-torch/cpu/torch-eager", "torch")],
     "bert": [("host-ort/cpu/ort-cpu", "onnxruntime")],
 }
-# Timing modes measured (MODELCOMPAT_TIMING): the default, and each worker timing on its share of the cores.
-TIMINGS = ("exclusive", "partitioned")
-# The bare loop's sizes when a latency report does not say how many runs it warmed up and timed.
-DEFAULT_SAMPLES, WARMUP = 100, 20
+# Timing modes measured (MODELCOMPAT_TIMING) -> rounds: the default (each worker timing on its share of the cores)
+# first and with more rounds, since its figures are the ones users get; then the opt-in machine-wide lock.
+TIMINGS = {"partitioned": 5, "exclusive": 3}
+# The bare loop's sizes before a latency report says how many runs the check warmed up and timed (round 0):
+# as many runs as fit in the time the check typically measures for, so a 2 ms model is not timed on 0.2 s.
+FIRST_WINDOW_S, WARMUP = 5.0, 20
+# A bare window is compared only if other processes used at most this many points more of its CPUs than they did
+# of the validator's while it measured: a window hit by the run's orchestration (outside any timing lock) is not
+# the validator's conditions. Where none qualifies, the nearest windows are compared anyway, and the note says so.
+BUSIER_BY_AT_MOST_PCT = 5.0
 SETTLE_S = 0.5  # an idle onnxruntime session keeps a core spinning for ~50 ms after its last run
 GAP_S = 1.0  # after each bare window, the run's own work gets the lock back for at least this long
 
@@ -110,10 +119,11 @@ def _pinned_processes() -> dict[int, tuple[int, ...]]:
 
 def _bare_windows(loops: dict[tuple[str, tuple[int, ...] | None], BareLoop], seen: dict[str, dict[str, Any]],
                   running: threading.Event, out: list[dict[str, Any]], pinned: dict[int, tuple[int, ...]]) -> None:
-    """While the run is `running`: each (cell, share) bare loop in turn, each window holding that share's timing
-    lock exclusively (as the latency check does), so it measures under the run's conditions — its processes and
-    servers alive, its checks kept off those cores by the lock — with a gap after each for the run's work. Also
-    notes which CPUs the run's pinned workers have (`pinned`), to match the validator's worker to its share."""
+    """While the run is `running`: each of one share's (cell, share) bare loops in turn (each share has a thread
+    of its own, as each worker times on its share side by side), each window holding that share's timing lock
+    exclusively (as the latency check does), so it measures under the run's conditions — its processes and servers
+    alive, its checks kept off those cores by the lock — with a gap after each for the run's work. Also notes
+    which CPUs the run's pinned workers have (`pinned`), to match the validator's worker to its share."""
     from modelcompat.execution.partition import timing_lock
     from modelcompat.files.timing_lock import exclusive_timing
     from modelcompat.settings import timing_lock_path
@@ -126,8 +136,8 @@ def _bare_windows(loops: dict[tuple[str, tuple[int, ...] | None], BareLoop], see
             last = seen.get(cell, {})
             with exclusive_timing(timing_lock(timing_lock_path(), cores), label="benchmark bare loop", timeout_s=900):
                 t0 = time.time()
-                got = loop.time(_samples(last) or DEFAULT_SAMPLES, int(last.get("warmup_runs") or WARMUP),
-                                _threads(last) or (len(cores) if cores else None))
+                got = loop.time(_samples(last), int(last.get("warmup_runs") or WARMUP),
+                                _threads(last) or (len(cores) if cores else None), seconds=FIRST_WINDOW_S)
                 out.append({"cell": cell, "cores": cores, "t0": t0, "t1": time.time(), **got})
             time.sleep(GAP_S)
 
@@ -145,8 +155,18 @@ def _beside(windows: list[dict[str, Any]], cell: str, start: float, end: float) 
     return picked
 
 
+def _alike(windows: list[dict[str, Any]], validator_other_pct: float | None) -> list[dict[str, Any]]:
+    """The bare windows measured under the validator's conditions: other processes used at most
+    BUSIER_BY_AT_MOST_PCT points more of their CPUs than of the validator's while it measured (all of them when
+    either side could not tell)."""
+    if validator_other_pct is None:
+        return list(windows)
+    limit = validator_other_pct + BUSIER_BY_AT_MOST_PCT
+    return [w for w in windows if w.get("other_cpu_pct") is None or w["other_cpu_pct"] <= limit]
+
+
 def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[str, ...],
-             timing: str = "exclusive") -> dict[str, Any]:
+             timing: str = "partitioned") -> dict[str, Any]:
     from modelcompat.matrix.spec import load_matrix
     from modelcompat.settings import default_matrix
     from modelcompat.store import Store
@@ -168,15 +188,20 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
             pinned: dict[int, tuple[int, ...]] = {}
             running = threading.Event()
             running.set()
-            bare = threading.Thread(target=_bare_windows, args=(loops, seen, running, windows, pinned), daemon=True)
-            bare.start()
+            # One thread per share: its windows hold only that share's lock, like a check on that worker.
+            bare = [threading.Thread(target=_bare_windows, daemon=True,
+                                     args=({k: v for k, v in loops.items() if k[1] == cores}, seen, running, windows,
+                                           pinned)) for cores in shares]
+            for thread in bare:
+                thread.start()
             try:
                 store = tmp / f"store-{model}-{timing}-{r}"
                 run = modelcompat_run(package, store, tmp / f"{model}-{r}.json", api_url=api,
                                       args=("--force", *run_args), env_extra=run_env)
             finally:
                 running.clear()
-                bare.join()
+                for thread in bare:
+                    thread.join()
             # When each check started is in the store's reports (the summary keeps durations only).
             stored = [rep for rep in Store(str(store)).load_reports(run.summary["run_id"])
                       if rep.started_at and not rep.cached]
@@ -202,9 +227,12 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
                 # Partitioned: the bare windows on the CPUs the validator's worker was pinned to.
                 worker = str((report.get("evidence") or {}).get("worker") or "")
                 cores = pinned.get(int(worker.rsplit(":", 1)[1])) if worker.rsplit(":", 1)[-1].isdigit() else None
-                near = _beside([w for w in windows if w["cores"] in (cores, None) or cores is None], cell, start, end)
-                if not near:
-                    raise RuntimeError(f"{model}: no bare-loop window ran during the run for {cell}")
+                same_cores = [w for w in windows if w["cell"] == cell and (cores is None or w["cores"] in (cores, None))]
+                alike = _alike(same_cores, metrics.get("other_cpu_pct"))
+                near = _beside(alike, cell, start, end) or _beside(same_cores, cell, start, end)
+                if not near:  # the run's checks ended before a window on this share: the round has no anchor
+                    out[cell]["rounds_without_anchor"] = out[cell].get("rounds_without_anchor", 0) + 1
+                    continue
                 times = sorted(t for w in near for t in w["times"])
                 window_p50 = [percentile(w["times"], 50) for w in near]
                 out[cell]["validator"].append({"p50_ms": metrics["p50_latency_ms"], "p95_ms": metrics["p95_latency_ms"],
@@ -215,6 +243,9 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
                                           "gap_s": [round(min(abs(w["t1"] - start), abs(w["t0"] - end)), 1)
                                                     for w in near],
                                           "threads": near[0]["threads"], "runtime": near[0]["runtime"],
+                                          "other_cpu_pct": [w.get("other_cpu_pct") for w in near],
+                                          "busier_windows_left_out": len(same_cores) - len(alike),
+                                          "busier_windows_compared": any(w not in alike for w in near),
                                           "cores": near[0]["cores"], "validator_cores": cores,
                                           # The anchor's own precision (as the check computes its own) and how
                                           # far its two windows' medians drifted apart: the machine's noise.
@@ -229,26 +260,58 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
     return out
 
 
+def _noise_floor(ctx: Context, windows: int, seconds: float) -> dict[str, list[float]]:
+    """The anchor's own spread with nothing else running: BERT's bare loop on one CPU, `windows` consecutive
+    windows of `seconds` each, before any run starts. The p50s/p95s it returns bound how closely any two
+    measurements of this model can agree on this machine, validator or not."""
+    from modelcompat.execution.partition import available_cores
+
+    loop = bare_loop(corpus_package(ctx, "bert"), "onnxruntime", {"provider": "CPUExecutionProvider"},
+                     (available_cores()[0],))
+    try:
+        got = [loop.time(None, WARMUP, 1, seconds=seconds)["times"] for _ in range(windows)]
+    finally:
+        loop.close()
+    return {"p50_ms": [percentile(t, 50) for t in got], "p95_ms": [percentile(t, 95) for t in got],
+            "samples": [len(t) for t in got]}
+
+
 def run(ctx: Context) -> dict[str, Any]:
-    rounds = 1 if ctx.quick else 3
     # Quick: the measured cells plus the rest of host-ort's and host-torch's, not the whole matrix.
     run_args = ("--cells", "host-ort/*,host-torch/cpu/torch-eager") if ctx.quick else ()
     figures: list[Figure] = []
     raw: dict[str, Any] = {}
     summary: list[str] = []
-    verdicts: list[tuple[bool, bool]] = []  # per figure: within ±5 %, within max(5 %, combined precision)
-    worst = 0.0
+    # timing -> per figure: (within ±5 %, within max(5 %, combined precision)), and its largest deviation
+    verdicts: dict[str, list[tuple[bool, bool]]] = {t: [] for t in TIMINGS}
+    worst = {t: 0.0 for t in TIMINGS}
+    # Before any run: how far apart two windows of the bare loop alone come (the comparison's noise floor).
+    floor = _noise_floor(ctx, 2 if ctx.quick else 5, 4.0)
+    raw["noise_floor"] = floor
+    for q in ("p50", "p95"):
+        values = floor[f"{q}_ms"]
+        figures.append(Figure(
+            f"bert host-ort: bare loop alone on one idle CPU, {len(values)} consecutive 4 s windows: slowest "
+            f"window's {q} (noise floor: nothing else running)", max(values), "ms",
+            f"fastest window's {q}, same loop", min(values),
+            note=f"windows' {q} in order: {', '.join(f'{v:.3f}' for v in values)} ms; samples "
+                 f"{', '.join(map(str, floor['samples']))}"))
     with scratch("latency") as tmp:
         for (model, cases), timing in [(case, t) for t in TIMINGS for case in CASES.items()]:
+            rounds = 1 if ctx.quick else TIMINGS[timing]
             got = _measure(ctx, tmp, model, rounds, run_args, timing)
             raw[f"{model} {timing}"] = got
             for cell, _kind in cases:
                 side = got[cell]
+                if not side["validator"]:
+                    raise RuntimeError(f"{model} {timing}: no round had a bare-loop window beside {cell}'s "
+                                       f"latency check")
+                compared = len(side["validator"])
                 for q in ("p50", "p95"):
                     ratios = [v[f"{q}_ms"] / b[f"{q}_ms"] for v, b in zip(side["validator"], side["bare"], strict=True)]
                     i = _median_round(ratios)
                     v, b = side["validator"][i][f"{q}_ms"], side["bare"][i][f"{q}_ms"]
-                    worst = max(worst, abs(v / b - 1))
+                    worst[timing] = max(worst[timing], abs(v / b - 1))
                     metrics = side["validator"][i]["metrics"]
                     precision = metrics.get(f"{q}_latency_ms_precision_pct")
                     reached = metrics.get("precision_reached")
@@ -261,16 +324,24 @@ def run(ctx: Context) -> dict[str, Any]:
                         if precision is not None and bare_side.get(f"{q}_precision_pct") is not None else None
                     deviation = abs(v / b - 1) * 100.0
                     consistent = combined is not None and deviation <= max(5.0, combined)
-                    verdicts.append((deviation <= 5.0, consistent))
+                    verdicts[timing].append((deviation <= 5.0, consistent))
                     quality += (f"bare loop's precision ±{bare_side[f'{q}_precision_pct']:.2g} %, combined "
                                 f"±{combined:.2g} %: the deviation is {'within' if consistent else 'outside'} "
                                 f"max(5 %, combined precision); " if combined is not None else "")
+                    others = [f"{x:.0f} %" for x in bare_side.get("other_cpu_pct") or [] if x is not None]
+                    if others:
+                        quality += f"other CPU use while the bare loop measured {', '.join(others)}"
+                        quality += (" (no window as quiet as the validator's: the nearest compared); "
+                                    if bare_side.get("busier_windows_compared") else
+                                    f" ({bare_side.get('busier_windows_left_out', 0)} busier windows of the run left "
+                                    f"out); ")
                     if bare_side.get("window_drift_pct") is not None:
                         quality += f"the two bare windows' p50 differ by {bare_side['window_drift_pct']:.1f} %; "
                     threads = bare_side["threads"] or "the runtime's default"
-                    mode = "" if timing == "exclusive" else f", {timing} timing (bare windows on the validator's CPUs)"
+                    mode = (", partitioned timing, the default (bare windows on the validator's CPUs)"
+                            if timing == "partitioned" else ", exclusive timing (opt-in: one machine-wide lock)")
                     figures.append(Figure(
-                        f"{model} {cell}: validator {q}_latency_ms in a full run{mode} (median round of {rounds})", v,
+                        f"{model} {cell}: validator {q}_latency_ms in a full run{mode} (median round of {compared})", v,
                         "ms", f"bare {side['bare'][i]['runtime']} loop {q}, same run, under the run's timing lock", b,
                         target="within ±5 %",
                         note=f"{quality}same-round ratios {min(ratios):.3f}–{max(ratios):.3f}; samples validator "
@@ -278,24 +349,39 @@ def run(ctx: Context) -> dict[str, Any]:
                              f"windows just before and after the validator's, {side['bare'][i]['gap_s']} s away); "
                              f"bare threads {threads}; plain medians over rounds: validator "
                              f"{median([x[f'{q}_ms'] for x in side['validator']]):.2f} ms, bare "
-                             f"{median([x[f'{q}_ms'] for x in side['bare']]):.2f} ms"))
-                    summary.append(f"{model} {cell.split('/')[0]}{'' if timing == 'exclusive' else ' ' + timing} {q} "
-                                   f"{(v / b - 1) * 100:+.1f} %")
+                             f"{median([x[f'{q}_ms'] for x in side['bare']]):.2f} ms"
+                             + (f"; {rounds - compared} of {rounds} rounds had no bare window beside the check"
+                                if compared < rounds else "")))
+                    summary.append(f"{model} {cell.split('/')[0]} {timing} {q} {(v / b - 1) * 100:+.1f} %")
     params = {"models": "corpus resnet18 (+ resnet18_torch: one package, batch 2), bert (batch 2, sequence 16)",
               "run": "modelcompat run --model PKG --force (default matrix" + (
                   ", quick: --cells host-ort/*,host-torch/cpu/torch-eager)" if ctx.quick else ")")
               + ", Prefect server shared by the session",
-              "rounds": rounds, "bare_loop": "during each run, cell after cell, each window under the run's timing "
-                           "lock (exclusive) with a " f"{GAP_S:g} s gap after it; the validator's warm-up runs, sample "
-                           f"count and threads from the previous round's report (round 0: {DEFAULT_SAMPLES} runs); "
-                           "compared over the windows just before and after the validator's measurement"}
+              "rounds": {t: 1 if ctx.quick else n for t, n in TIMINGS.items()},
+              "bare_loop": "during each run, cell after cell (partitioned: one loop per worker's share, pinned to it), "
+                           "each window holding the run's timing lock (that share's) exclusively, with a "
+                           f"{GAP_S:g} s gap after it; the validator's warm-up runs, sample count and threads from the "
+                           f"previous round's report (round 0: as many as fit in {FIRST_WINDOW_S:g} s); compared over the "
+                           "windows just before and after the validator's measurement among those whose other CPU "
+                           f"use was at most {BUSIER_BY_AT_MOST_PCT:g} points above the validator's"}
+
+    def tally(timing: str) -> str:
+        marks = verdicts[timing]
+        return (f"{timing}: {sum(a for a, _ in marks)} of {len(marks)} figures within ±5 % (largest deviation "
+                f"{worst[timing] * 100:.1f} %), {sum(c for _, c in marks)} of {len(marks)} within max(5 %, the two "
+                f"measurements' combined precision at 95 %)")
+
+    spread = {q: (max(floor[f"{q}_ms"]) / min(floor[f"{q}_ms"]) - 1) * 100.0 for q in ("p50", "p95")}
     interpretation = (
-        f"Validator vs bare loop in the median round: {'; '.join(summary)}. The largest deviation is "
-        f"{worst * 100:.1f} % ({'within' if worst <= 0.05 else 'outside'} the ±5 % target); "
-        f"{sum(a for a, _ in verdicts)} of {len(verdicts)} figures are within ±5 %, and "
-        f"{sum(c for _, c in verdicts)} of {len(verdicts)} within max(5 %, the two measurements' combined "
-        f"precision at 95 %) — a p95 from ~100 runs of a 35-100 ms model is itself only known to ±5-10 %, and two "
-        f"bare windows a few seconds apart differ by the drift the notes give. The validator's "
+        f"With nothing else running, BERT's bare loop alone on one CPU differs from itself by up to "
+        f"{spread['p50']:.1f} % (p50) and {spread['p95']:.1f} % (p95) between consecutive 4 s windows: no two "
+        f"measurements of that model on this machine agree more closely than that, validator or not. "
+        f"Validator vs bare loop in the median round: {'; '.join(summary)}. By timing mode — "
+        f"{'; '.join(tally(t) for t in TIMINGS)}. Partitioned is the default, so its figures are the ones a run "
+        f"reports; exclusive times with every core's threads on a machine that also runs the servers, and its "
+        f"two bare windows a few seconds apart differ by the drift the notes give. "
+        f"A p95 from the ~100 runs the check makes of a 35-100 ms model is itself only known to a few per cent "
+        f"(the notes give each side's precision). The validator's "
         f"figures come from a full run of the default matrix, whose other checks run beside it on the same "
         f"cores unless the timing lock keeps them off; the bare loop runs during the same run, each window holding "
         f"the run's timing lock exclusively as the check does (the run's servers and workers alive, its checks kept "

@@ -134,6 +134,7 @@ def where_time_went(run: Run) -> dict[str, Any]:
 _BARE = r"""
 import gc, json, sys, time
 import numpy as np
+from modelcompat.probe.agent.modelcompat_probe_agent.cpu_load import CpuMeter
 kind, model, payload, backend = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 with np.load(payload, allow_pickle=False) as npz:
     arrays = {k: npz[k] for k in npz.files}
@@ -172,11 +173,16 @@ for line in sys.stdin:
     for _ in range(req["warmup"]):
         run()
     times = []
-    for _ in range(req["n"]):
+    # What else used this loop's CPUs meanwhile, measured as the latency check measures it for itself.
+    meter = CpuMeter()
+    start = time.perf_counter()
+    # n runs, or (n unknown) as many as fit in `seconds`, as the check's time-based windows do.
+    while len(times) < (req["n"] or 1) or (not req["n"] and time.perf_counter() - start < req["seconds"]):
         t = time.perf_counter()
         run()
         times.append((time.perf_counter() - t) * 1000.0)
     info["times"] = times
+    info["other_cpu_pct"] = meter.stop()["other_cpu_pct"]
     print(json.dumps(info), flush=True)
 """
 
@@ -193,9 +199,12 @@ class BareLoop:
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
                                       preexec_fn=pin)
 
-    def time(self, n: int, warmup: int, threads: int | None = None) -> dict[str, Any]:
+    def time(self, n: int | None, warmup: int, threads: int | None = None, seconds: float = 0.0) -> dict[str, Any]:
+        """`n` timed runs after `warmup` (n None: as many as `seconds` holds): their times in ms, the threads and
+        runtime used, and `other_cpu_pct` (other processes' share of the loop's CPUs meanwhile)."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(json.dumps({"n": n, "warmup": warmup, "threads": threads, "inputs": self.inputs}) + "\n")
+        self._proc.stdin.write(json.dumps({"n": n, "warmup": warmup, "threads": threads, "seconds": seconds,
+                                           "inputs": self.inputs}) + "\n")
         self._proc.stdin.flush()
         line = self._proc.stdout.readline()
         if not line:

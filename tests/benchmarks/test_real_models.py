@@ -74,10 +74,22 @@ def test_a_pinned_bare_loop_runs_on_the_cores_it_is_given(bench, demo_package) -
     try:
         got = loop.time(5, 1, threads=1)
         status = Path(f"/proc/{loop._proc.pid}/status").read_text()
+        # Before a report gives a sample count: as many runs as fit in the time given, CPU use measured alike.
+        timed = loop.time(None, 1, threads=1, seconds=0.3)
     finally:
         loop.close()
     assert len(got["times"]) == 5 and got["threads"] == 1
     assert f"Cpus_allowed_list:\t{cpu}\n" in status
+    assert sum(timed["times"]) >= 0.3 * 1000 * 0.9 and len(timed["times"]) > 5
+    assert 0.0 <= timed["other_cpu_pct"] <= 100.0
+
+
+def test_bare_windows_busier_than_the_validators_measurement_are_left_out(bench) -> None:
+    fidelity = bench("latency_fidelity")
+    windows = [{"t0": 0, "other_cpu_pct": 2.0}, {"t0": 1, "other_cpu_pct": 40.0}, {"t0": 2, "other_cpu_pct": None}]
+    assert [w["t0"] for w in fidelity._alike(windows, 3.0)] == [0, 2]
+    assert [w["t0"] for w in fidelity._alike(windows, 38.0)] == [0, 1, 2]  # a busy validator: any quieter window
+    assert fidelity._alike(windows, None) == windows  # the validator could not tell: no condition to match
 
 
 def test_the_bare_loop_is_compared_over_its_windows_just_before_and_after_the_validators(bench) -> None:
