@@ -245,7 +245,8 @@ def _measure(ctx: Context, tmp: Path, model: str, rounds: int, run_args: tuple[s
                                           "threads": near[0]["threads"], "runtime": near[0]["runtime"],
                                           "other_cpu_pct": [w.get("other_cpu_pct") for w in near],
                                           "busier_windows_left_out": len(same_cores) - len(alike),
-                                          "busier_windows_compared": any(w not in alike for w in near),
+                                          # _beside picks from the alike windows whenever there is one
+                                          "busier_windows_compared": not alike,
                                           "cores": near[0]["cores"], "validator_cores": cores,
                                           # The anchor's own precision (as the check computes its own) and how
                                           # far its two windows' medians drifted apart: the machine's noise.
@@ -277,7 +278,8 @@ def _noise_floor(ctx: Context, windows: int, seconds: float) -> dict[str, list[f
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    # Quick: the measured cells plus the rest of host-ort's and host-torch's, not the whole matrix.
+    # Quick: one round each, the measured cells plus the rest of host-ort's and host-torch's, not the whole matrix.
+    rounds_by_timing = {t: 1 if ctx.quick else n for t, n in TIMINGS.items()}
     run_args = ("--cells", "host-ort/*,host-torch/cpu/torch-eager") if ctx.quick else ()
     figures: list[Figure] = []
     raw: dict[str, Any] = {}
@@ -298,7 +300,7 @@ def run(ctx: Context) -> dict[str, Any]:
                  f"{', '.join(map(str, floor['samples']))}"))
     with scratch("latency") as tmp:
         for (model, cases), timing in [(case, t) for t in TIMINGS for case in CASES.items()]:
-            rounds = 1 if ctx.quick else TIMINGS[timing]
+            rounds = rounds_by_timing[timing]
             got = _measure(ctx, tmp, model, rounds, run_args, timing)
             raw[f"{model} {timing}"] = got
             for cell, _kind in cases:
@@ -357,7 +359,7 @@ def run(ctx: Context) -> dict[str, Any]:
               "run": "modelcompat run --model PKG --force (default matrix" + (
                   ", quick: --cells host-ort/*,host-torch/cpu/torch-eager)" if ctx.quick else ")")
               + ", Prefect server shared by the session",
-              "rounds": {t: 1 if ctx.quick else n for t, n in TIMINGS.items()},
+              "rounds": rounds_by_timing,
               "bare_loop": "during each run, cell after cell (partitioned: one loop per worker's share, pinned to it), "
                            "each window holding the run's timing lock (that share's) exclusively, with a "
                            f"{GAP_S:g} s gap after it; the validator's warm-up runs, sample count and threads from the "
